@@ -1,0 +1,367 @@
+"""The Lab: one loaded model, one tokenization policy, memoized forward passes.
+
+Everything that runs the model goes through a :class:`Lab`, so that
+
+* every prompt is tokenized with the same **BOS policy**: the tokenizer's BOS token is prepended
+  whenever the model defines one (as TransformerLens's ``to_tokens`` does by default, and as the
+  source notebooks ran their prompts); pass ``bos=False`` to a call to opt out;
+* the same prompt under the same intervention is computed **once per session** (``run`` and
+  ``cache`` are memoized by token ids and intervention key), and the number of requested and
+  executed forward passes is counted (``lab.stats``);
+* tests cannot leave hooks behind or change the weights unnoticed (``hook_leaks``,
+  ``fingerprint``).
+
+Nothing here knows about pytest: a Lab is usable from a notebook.
+
+>>> lab = load_model("gemma-3-270m", device="cpu")            # doctest: +SKIP
+>>> lab.str_tokens("January February")                        # doctest: +SKIP
+['<bos>', 'January', ' February']
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from pytest_annotate.errors import PromptError
+
+if TYPE_CHECKING:
+    from transformer_lens.ActivationCache import ActivationCache
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from pytest_annotate.models import LoadTiming, ResolvedModel
+
+Prompt = Union[str, Sequence[int], Tensor]
+"""A prompt: text (tokenized with the BOS policy), or token ids used as they are."""
+FwdHook = tuple[str, Callable[..., Any]]
+
+
+@dataclass
+class ForwardStats:
+    """Counts of forward passes: asked for by checks vs. actually run on the model."""
+
+    requested: int = 0
+    executed: int = 0
+    executed_rows: int = 0
+    """Rows (sequences) run: a batched pass of 72 rows counts 1 executed pass and 72 rows."""
+    by_key: collections.Counter[Hashable] = field(default_factory=collections.Counter)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return (self.requested, self.executed, self.executed_rows)
+
+
+class _LRU:
+    """A byte-bounded least-recently-used store of tensors (logits are big: vocab 262k floats/token)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+
+    @staticmethod
+    def _size(value: Any) -> int:
+        if isinstance(value, Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, dict):
+            return sum(_LRU._size(v) for v in value.values())
+        return 0
+
+    def get(self, key: Hashable) -> Any | None:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if key in self._items:
+            self.bytes -= self._size(self._items.pop(key))
+        self._items[key] = value
+        self.bytes += self._size(value)
+        while self.bytes > self.max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self.bytes -= self._size(old)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0
+
+
+class Lab:
+    """A loaded model with one tokenization policy and memoized runs.
+
+    Args:
+        bridge: the TransformerLens 4.x ``TransformerBridge``.
+        resolved: what was loaded (name, model id, source).
+        device: the concrete device the model is on.
+        timing: how long each load stage took.
+        memo_bytes: the most bytes of logits and activations kept for re-use.
+    """
+
+    def __init__(
+        self,
+        bridge: TransformerBridge,
+        resolved: ResolvedModel,
+        *,
+        device: str,
+        timing: LoadTiming | None = None,
+        memo_bytes: int = 1 << 30,
+    ) -> None:
+        self.bridge = bridge
+        self.resolved = resolved
+        self.device = device
+        self.timing = timing
+        self.stats = ForwardStats()
+        self._logits = _LRU(memo_bytes)
+        self._caches = _LRU(memo_bytes)
+        self._full_caches: set[tuple[int, ...]] = set()
+        # Some bridge components attach their own hooks on the first forward: warm up first, so
+        # that the baseline holds them and only a test's hooks count as leaks.
+        with torch.inference_mode():
+            self.bridge(self.tokens([0]))
+        self._hook_baseline = self._hook_counts()
+        self._fingerprint = self.fingerprint()
+
+    # ------------------------------------------------------------------ facts about the model
+    @property
+    def cfg(self) -> Any:
+        return self.bridge.cfg
+
+    @property
+    def model_id(self) -> str:
+        return self.resolved.model_id
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.cfg.n_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.cfg.n_heads)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.cfg.d_model)
+
+    @property
+    def d_vocab(self) -> int:
+        return int(self.cfg.d_vocab)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.cfg.n_ctx)
+
+    @property
+    def processing(self) -> str:
+        return self.resolved.spec.processing
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.bridge.parameters()).dtype
+
+    @property
+    def has_bos(self) -> bool:
+        return self.bridge.tokenizer.bos_token_id is not None and bool(self.cfg.default_prepend_bos)
+
+    def __repr__(self) -> str:
+        return f"Lab({self.model_id!r}, device={self.device!r}, dtype={str(self.dtype).removeprefix('torch.')})"
+
+    # ------------------------------------------------------------------ tokenization
+    def tokens(self, prompt: Prompt, *, bos: bool | None = None) -> Int[Tensor, " pos"]:
+        """Token ids of a prompt, on the model's device, with the session's BOS policy.
+
+        Text gets the BOS token prepended when the model has one (``bos=None``), unless
+        ``bos=False``. Token ids (a list or a tensor) are used as given.
+        """
+        if isinstance(prompt, str):
+            if not prompt:
+                raise PromptError("the prompt is empty; give at least one character of text")
+            use_bos = self.has_bos if bos is None else bos
+            if use_bos and self.bridge.tokenizer.bos_token_id is None:
+                raise PromptError(f"bos=True, but {self.model_id}'s tokenizer defines no BOS token")
+            toks = self.bridge.to_tokens(prompt, prepend_bos=use_bos, truncate=False)[0]
+        else:
+            toks = torch.as_tensor(prompt, dtype=torch.long).flatten()
+            if toks.numel() == 0:
+                raise PromptError("the prompt has no tokens; give at least one token id")
+            bad = toks[(toks < 0) | (toks >= self.d_vocab)]
+            if bad.numel():
+                raise PromptError(
+                    f"token id {int(bad[0])} is out of range for {self.model_id}: valid ids are 0..{self.d_vocab - 1}"
+                )
+        if toks.numel() > self.n_ctx:
+            raise PromptError(
+                f"the prompt is {toks.numel()} tokens long, longer than {self.model_id}'s context of {self.n_ctx}"
+            )
+        return toks.to(self.device)
+
+    def str_tokens(self, prompt: Prompt, *, bos: bool | None = None) -> list[str]:
+        """The prompt's tokens as strings, as the model sees them."""
+        return [self.bridge.tokenizer.decode([t]) for t in self.tokens(prompt, bos=bos).tolist()]
+
+    def answer_tokens(self, answer: str | int | Sequence[int]) -> tuple[int, ...]:
+        """The token ids of an answer (no BOS). Multi-token answers are allowed here.
+
+        >>> lab.answer_tokens(" May")        # doctest: +SKIP
+        (5846,)
+        """
+        if isinstance(answer, int):
+            answer = [answer]
+        if not isinstance(answer, str):
+            ids = tuple(int(t) for t in answer)
+            if not ids or any(not 0 <= t < self.d_vocab for t in ids):
+                raise PromptError(f"answer token ids {ids} are not valid ids 0..{self.d_vocab - 1}")
+            return ids
+        if not answer:
+            raise PromptError("the answer is empty; give the text of the expected continuation, e.g. ' May'")
+        ids = tuple(self.bridge.tokenizer.encode(answer, add_special_tokens=False))
+        if not ids:
+            raise PromptError(f"the answer {answer!r} tokenizes to nothing with {self.model_id}'s tokenizer")
+        unk = self.bridge.tokenizer.unk_token_id
+        if unk is not None and unk in ids:
+            raise PromptError(
+                f"the answer {answer!r} is not in {self.model_id}'s vocabulary: it tokenizes to "
+                f"{self.to_str(ids)} with the unknown token {self.bridge.tokenizer.unk_token!r}"
+            )
+        return ids
+
+    def to_str(self, ids: Iterable[int]) -> list[str]:
+        return [self.bridge.tokenizer.decode([int(t)]) for t in ids]
+
+    def single_token(self, token: str | int) -> int:
+        """The id of a one-token string; a clear error for multi-token or unknown strings."""
+        ids = self.answer_tokens(token)
+        if len(ids) != 1:
+            raise PromptError(
+                f"{token!r} is {len(ids)} tokens for {self.model_id} ({self.to_str(ids)}), not one; "
+                "give a single token"
+            )
+        return ids[0]
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        prompt: Prompt,
+        *,
+        bos: bool | None = None,
+        fwd_hooks: Sequence[FwdHook] = (),
+        key: Hashable | None = None,
+    ) -> Float[Tensor, "pos vocab"]:
+        """Logits of one prompt, memoized by ``(tokens, key)``.
+
+        Without hooks the key is the clean run. With hooks, pass a ``key`` that identifies the
+        intervention (interventions do this for you); without a key the run is not memoized.
+        """
+        toks = self.tokens(prompt, bos=bos)
+        memo_key = (tuple(toks.tolist()), key if fwd_hooks else None)
+        self.stats.requested += 1
+        if not fwd_hooks or key is not None:
+            hit = self._logits.get(memo_key)
+            if hit is not None:
+                return hit
+        logits = self.run_batch(toks[None], fwd_hooks=fwd_hooks)[0]
+        if not fwd_hooks or key is not None:
+            self._logits.put(memo_key, logits)
+        return logits
+
+    def run_batch(
+        self, tokens: Int[Tensor, "batch pos"], *, fwd_hooks: Sequence[FwdHook] = ()
+    ) -> Float[Tensor, "batch pos vocab"]:
+        """One forward pass on a batch of equal-length token rows (not memoized, but counted)."""
+        self.stats.executed += 1
+        self.stats.executed_rows += int(tokens.shape[0])
+        with torch.inference_mode():
+            if fwd_hooks:
+                # run_with_hooks removes its hooks on exit, even when the forward raises.
+                out = self.bridge.run_with_hooks(tokens.to(self.device), fwd_hooks=list(fwd_hooks))
+            else:
+                out = self.bridge(tokens.to(self.device))
+        return out.detach()
+
+    def cache(
+        self, prompt: Prompt, *, names: Iterable[str] | None = None, bos: bool | None = None
+    ) -> ActivationCache:
+        """Activations of one prompt, memoized per prompt and hook name.
+
+        Pass ``names`` to keep only the hook points a check needs (memory: a full Gemma cache holds
+        ~1,100 tensors). Names already cached for this prompt are not recomputed; only missing
+        names trigger a forward pass.
+        """
+        from transformer_lens.ActivationCache import ActivationCache
+
+        toks = self.tokens(prompt, bos=bos)
+        tkey = tuple(toks.tolist())
+        self.stats.requested += 1
+        have: dict[str, Tensor] = self._caches.get(tkey) or {}
+        complete = tkey in self._full_caches
+        wanted = None if names is None else list(dict.fromkeys(names))
+        if wanted is not None:
+            unknown = [n for n in wanted if n not in self.bridge.hook_dict]
+            if unknown:
+                raise PromptError(
+                    f"unknown hook point(s) {unknown} for {self.model_id}; e.g. "
+                    f"{', '.join(list(self.bridge.hook_dict)[:6])}, ... ({len(self.bridge.hook_dict)} in all)"
+                )
+        missing = [] if complete else (wanted if wanted is not None else None)
+        if missing is not None:
+            missing = [n for n in missing if n not in have]
+        if missing is None or missing:
+            self.stats.executed += 1
+            self.stats.executed_rows += 1
+            names_filter = None if missing is None else (lambda n, _m=frozenset(missing): n in _m)
+            with torch.inference_mode():
+                logits, new = self.bridge.run_with_cache(toks[None], names_filter=names_filter)
+            have = {**have, **{k: v.detach() for k, v in new.items()}}
+            self._caches.put(tkey, have)
+            if missing is None:
+                self._full_caches.add(tkey)
+            self._logits.put((tkey, None), logits[0].detach())
+        subset = have if wanted is None else {n: have[n] for n in wanted}
+        return ActivationCache(subset, self.bridge)
+
+    def clear_memo(self) -> None:
+        """Forget memoized logits and activations (the counts are kept)."""
+        self._logits.clear()
+        self._caches.clear()
+        self._full_caches.clear()
+
+    # ------------------------------------------------------------------ isolation
+    def _hook_counts(self) -> dict[str, int]:
+        from transformer_lens.hook_points import HookPoint
+
+        counts = {}
+        for name, module in self.bridge.named_modules():
+            if not isinstance(module, HookPoint):
+                continue
+            n = len(module._forward_hooks) + len(module._forward_pre_hooks) + len(module._backward_hooks)
+            n += len(getattr(module, "_backward_pre_hooks", {}))
+            if n:
+                counts[name] = n
+        return counts
+
+    def hook_leaks(self) -> list[str]:
+        """Modules that carry more hooks now than right after loading (empty when clean)."""
+        now = self._hook_counts()
+        return sorted(n for n, c in now.items() if c > self._hook_baseline.get(n, 0))
+
+    def remove_leaked_hooks(self) -> None:
+        """Reset the bridge's hooks, so that one test's leak does not spread to the next."""
+        self.bridge.reset_hooks(including_permanent=False)
+
+    def fingerprint(self) -> tuple[float, ...]:
+        """A cheap fingerprint of the weights: a strided sum of each parameter (in float64)."""
+        with torch.inference_mode():
+            return tuple(
+                float(p.detach().flatten()[:: 1 + p.numel() // 4096].double().sum()) for p in self.bridge.parameters()
+            )
+
+    def weights_changed(self) -> list[str]:
+        """Names of parameters whose fingerprint differs from the one taken at load."""
+        now = self.fingerprint()
+        names = [n for n, _ in self.bridge.named_parameters()]
+        return [n for n, a, b in zip(names, self._fingerprint, now, strict=True) if a != b and not (a != a and b != b)]

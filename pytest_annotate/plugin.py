@@ -1,0 +1,284 @@
+"""The pytest plugin: options, markers, fixtures, header and isolation checks.
+
+This module only wires pytest to the rest of the package: no model maths lives here.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_annotate import keys
+from pytest_annotate.errors import AnnotateError, VerdictError
+from pytest_annotate.models import DEFAULT_MODEL, DTYPES, EMBEDDED, ModelSpec, ResolvedModel, resolve
+
+LAB = pytest.StashKey[Any]()
+RESOLVED = pytest.StashKey[ResolvedModel]()
+NOT_JUDGED = pytest.StashKey[list[str]]()
+
+# (option, ini name, type, default, help). One table, so the CLI and the ini file cannot drift apart.
+_OPTIONS: list[tuple[str, str, str, Any, str]] = [
+    ("--model", "annotate_model", "string", DEFAULT_MODEL,
+     f"model to test: an embedded model ({', '.join(EMBEDDED)}), a TransformerLens alias "
+     "(gpt2-small, pythia-70m, ...), a HuggingFace id or a local directory. Default: %(default)s"),
+    ("--checkpoint", "annotate_checkpoint", "string", None,
+     "training step to load, e.g. 3000 for Pythia's step3000, or N for a local series' step{N}/"),
+    ("--revision", "annotate_revision", "string", None, "HuggingFace revision (branch, tag or commit)"),
+    ("--device", "annotate_device", "string", "auto", "auto, cpu, cuda, cuda:N or mps. Default: %(default)s"),
+    ("--dtype", "annotate_dtype", "string", "float32", f"{' | '.join(DTYPES)}. Default: %(default)s"),
+    ("--processing", "annotate_processing", "string", "compat",
+     "compat: TransformerLens compatibility mode (folded LayerNorm, legacy HookedTransformer numerics); "
+     "raw: HuggingFace numerics. Default: %(default)s"),
+    ("--threads", "annotate_threads", "string", None,
+     "torch CPU threads (timings on a shared machine are stable with 1). Default: torch's choice"),
+    ("--random-weights", "annotate_random_weights", "bool", False,
+     "structural dry run: the declared architecture with random weights; verdicts are not judged"),
+    ("--trust-remote-code", "annotate_trust_remote_code", "bool", False,
+     "allow a HuggingFace model's own Python code to run (off unless given)"),
+    ("--run-gpu-checks", "annotate_run_gpu_checks", "bool", False,
+     "run tests marked @pytest.mark.gpu even when the model is not on a GPU"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("annotate", "pytest-annotate (model behaviour tests)")
+    for flag, ini, kind, default, help_text in _OPTIONS:
+        dest = ini
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, dest=dest, help=help_text)
+        else:
+            group.addoption(flag, action="store", default=None, dest=dest, metavar=flag[2:].upper(),
+                            help=help_text % {"default": default} if "%(default)s" in help_text else help_text)
+        parser.addini(ini, help=f"default for {flag}", type=kind if kind == "bool" else "string",
+                      default=default)
+
+
+def option(config: pytest.Config, ini: str) -> Any:
+    """An option's value: the command line wins over ``[tool.pytest.ini_options]``."""
+    value = config.getoption(ini)
+    return config.getini(ini) if value is None else value
+
+
+def _int_option(config: pytest.Config, ini: str, flag: str) -> int | None:
+    raw = option(config, ini)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(str(raw).removeprefix("step"))
+    except ValueError:
+        raise pytest.UsageError(f"{flag} {raw!r} is not a whole number (e.g. {flag} 3000)") from None
+
+
+def spec_from_config(config: pytest.Config) -> ModelSpec:
+    """The session's :class:`ModelSpec`, from the command line and the ini file."""
+    return ModelSpec(
+        name=str(option(config, "annotate_model")),
+        checkpoint=_int_option(config, "annotate_checkpoint", "--checkpoint"),
+        revision=option(config, "annotate_revision") or None,
+        device=str(option(config, "annotate_device")),
+        dtype=str(option(config, "annotate_dtype")),  # type: ignore[arg-type]
+        processing=str(option(config, "annotate_processing")),  # type: ignore[arg-type]
+        random_weights=bool(option(config, "annotate_random_weights")),
+        trust_remote_code=bool(option(config, "annotate_trust_remote_code")),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "model(*names): this behaviour belongs to these models; skipped under another --model "
+        "(names as for --model: gpt2-small, pythia-70m, gemma-3-270m, a folder name...)",
+    )
+    config.addinivalue_line(
+        "markers", "gpu: a heavy check; skipped unless the model runs on a GPU or --run-gpu-checks is given"
+    )
+    try:
+        resolved = resolve(spec_from_config(config))
+    except AnnotateError as e:
+        raise pytest.UsageError(f"pytest-annotate: {e}") from None
+    threads = _int_option(config, "annotate_threads", "--threads")
+    if threads is not None:
+        if threads < 1:
+            raise pytest.UsageError(f"--threads {threads}: give 1 or more")
+        import torch
+
+        torch.set_num_threads(threads)
+    config.stash[RESOLVED] = resolved
+    config.stash[keys.MODEL_SPEC] = resolved.spec
+    config.stash[keys.MODEL_ID] = resolved.model_id
+    config.stash[keys.DTYPE] = resolved.spec.dtype
+    config.stash[keys.RECORDED_RESULTS] = []
+    config.stash[NOT_JUDGED] = []
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    resolved = config.stash.get(RESOLVED, None)
+    if resolved is None:
+        return []
+    spec = resolved.spec
+    source = {"embedded": f"embedded, from {resolved.embedded.package if resolved.embedded else ''}",
+              "local": f"local {resolved.source}", "hub": f"HuggingFace {resolved.source}",
+              "random": "RANDOM WEIGHTS: plumbing only, verdicts are not judged"}[resolved.kind]
+    rev = f", revision {resolved.revision}" if resolved.revision else ""
+    return [
+        f"pytest-annotate: model {resolved.model_id} ({source}{rev}), device {spec.device}, "
+        f"dtype {spec.dtype}, processing {spec.processing}",
+        f"pytest-annotate: transformer-lens {_version('transformer-lens')}, torch {_version('torch')}, "
+        f"transformers {_version('transformers')}",
+    ]
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# --------------------------------------------------------------------------- markers
+
+
+def _marker_matches(resolved: ResolvedModel, wanted: Iterable[str]) -> bool:
+    names = resolved.names()
+    for want in wanted:
+        w = want.lower()
+        if w in names:
+            return True
+        try:
+            other = resolve(ModelSpec(want))
+        except AnnotateError:
+            continue
+        if other.names() & names:
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    resolved = config.stash.get(RESOLVED, None)
+    if resolved is None:
+        return
+    run_gpu = bool(option(config, "annotate_run_gpu_checks"))
+    on_gpu = resolved.spec.device.startswith("cuda") or (resolved.spec.device == "auto" and _cuda_available())
+    for item in items:
+        wanted = [n for m in item.iter_markers("model") for n in m.args]
+        if wanted and not _marker_matches(resolved, wanted):
+            item.add_marker(pytest.mark.skip(
+                reason=f"belongs to {' / '.join(wanted)}; this session runs {resolved.model_id} "
+                       f"(run with --model {wanted[0]})"))
+        if item.get_closest_marker("gpu") and not (on_gpu or run_gpu):
+            item.add_marker(pytest.mark.skip(reason="@pytest.mark.gpu: heavy check; runs on --device cuda or with "
+                                                    "--run-gpu-checks"))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def get_lab(config: pytest.Config) -> Any:
+    """The session's Lab, loaded on first use. A load failure ends the session with one message."""
+    lab = config.stash.get(LAB, None)
+    if lab is not None:
+        return lab
+    from pytest_annotate.models import load
+
+    try:
+        lab = load(config.stash[RESOLVED])
+    except AnnotateError as e:
+        # One clear message for the whole session, not a traceback per test.
+        pytest.exit(f"pytest-annotate could not load the model: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except Exception as e:  # noqa: BLE001 - anything else from transformers/torch gets the same treatment
+        pytest.exit(f"pytest-annotate could not load the model {config.stash[RESOLVED].spec.name!r}: "
+                    f"{type(e).__name__}: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
+    config.stash[LAB] = lab
+    return lab
+
+
+@pytest.fixture(scope="session")
+def model(pytestconfig: pytest.Config) -> Any:
+    """The session's model, a :class:`pytest_annotate.Lab` wrapping TransformerLens's bridge.
+
+    Loaded once per session; its runs are memoized (``model.run(prompt)``).
+    """
+    return get_lab(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def cache(model: Any) -> Callable[..., Any]:
+    """``cache(prompt, names=None)``: the prompt's activations, computed once and shared across tests."""
+    return model.cache
+
+
+@pytest.fixture(autouse=True)
+def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, verify that the model carries no leftover hooks and unchanged weights."""
+    yield
+    lab = request.config.stash.get(LAB, None)
+    if lab is None:
+        return
+    leaks = lab.hook_leaks()
+    if leaks:
+        lab.remove_leaked_hooks()
+        pytest.fail(
+            f"{request.node.nodeid} left hooks on the model at {', '.join(leaks[:5])}"
+            f"{' ...' if len(leaks) > 5 else ''}. Use model.run(..., fwd_hooks=...) or bridge.hooks(...) as a "
+            "context manager; the hooks were removed so the next test runs clean.",
+            pytrace=False,
+        )
+    changed = lab.weights_changed()
+    if changed:
+        from pytest_annotate.models import load
+
+        fresh = load(request.config.stash[RESOLVED])
+        lab.bridge.load_state_dict(fresh.bridge.state_dict())
+        lab.clear_memo()
+        pytest.fail(
+            f"{request.node.nodeid} changed the model's weights ({', '.join(changed[:5])}"
+            f"{' ...' if len(changed) > 5 else ''}). Tests must not modify the shared model; work on a copy. "
+            "The weights were reloaded so the next test runs on the original model.",
+            pytrace=False,
+        )
+
+
+# --------------------------------------------------------------------------- random weights
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    resolved = item.config.stash.get(RESOLVED, None)
+    if resolved is None or resolved.kind != "random" or call.when != "call" or call.excinfo is None:
+        return
+    if call.excinfo.errisinstance(VerdictError):
+        # Under --random-weights a verdict means nothing: the plumbing ran, which is what is checked.
+        report = outcome.get_result()
+        report.outcome = "passed"
+        report.longrepr = None
+        item.config.stash[NOT_JUDGED].append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    resolved = config.stash.get(RESOLVED, None)
+    if resolved is not None and resolved.kind == "random":
+        n = len(config.stash[NOT_JUDGED])
+        terminalreporter.write_sep("=", "pytest-annotate: RANDOM WEIGHTS", yellow=True)
+        terminalreporter.write_line(
+            f"{resolved.source} ran with random weights: component names, hook points, tokenization and shapes "
+            f"were exercised, but NO verdict was judged ({n} check(s) whose verdict failed were counted as "
+            "passed). Run with the real weights to test the findings.")
+    lab = config.stash.get(LAB, None)
+    if lab is not None and config.getoption("verbose") >= 0:
+        s = lab.stats
+        t = f", load {lab.timing.total:.1f} s" if lab.timing else ""
+        terminalreporter.write_line(
+            f"pytest-annotate: {lab.model_id}: {s.requested} forward passes requested, {s.executed} executed "
+            f"({s.executed_rows} sequences){t}")
+
+
