@@ -1,0 +1,75 @@
+"""Shared fixtures for the plugin's own tests.
+
+Tests that need a model use either the embedded default (the plugin's session ``model`` fixture:
+Gemma 3 270M, a real pretrained model) or ``tiny_gpt2``: a randomly initialised GPT-2-architecture
+model (learned positions, LayerNorm with biases, tied embeddings) with a byte-level BPE tokenizer
+trained on a few sentences, written to a temporary directory and loaded through the same
+``load_model`` path as any local HuggingFace directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TINY_CORPUS = [
+    "The capital of Ireland is Dublin. The capital of France is Paris.",
+    "January February March April May June July August September October November December",
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday",
+    "A B C D E F G H I J K L M N O P Q R S T U V W X Y Z",
+    "one two three four five six seven eight nine ten 1 2 3 4 5 6 7 8 9 10",
+    "When John and Mary went to the store, John gave the bag to Mary.",
+]
+
+
+def make_tiny_gpt2(directory: Path, *, seed: int = 0, n_layer: int = 2, n_head: int = 4, n_embd: int = 64) -> Path:
+    """Write a random GPT-2-architecture model and its tokenizer to ``directory``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(TINY_CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=tok.get_vocab_size(), n_positions=64, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+        bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, architectures=["GPT2LMHeadModel"],
+    )
+    model = GPT2LMHeadModel(config).eval()
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a random 2-layer GPT-2-architecture model (see module docstring)."""
+    return make_tiny_gpt2(tmp_path_factory.mktemp("tiny") / "tiny-gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_gpt2_dir: Path):
+    """The tiny GPT-2 model loaded as a Lab, in compat processing."""
+    from pytest_annotate import load_model
+
+    return load_model(str(tiny_gpt2_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_raw(tiny_gpt2_dir: Path):
+    """The tiny GPT-2 model loaded as a Lab, in raw (HuggingFace) processing."""
+    from pytest_annotate import load_model
+
+    return load_model(str(tiny_gpt2_dir), device="cpu", processing="raw")
