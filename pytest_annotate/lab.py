@@ -332,20 +332,22 @@ class Lab:
 
     # ------------------------------------------------------------------ isolation
     def _hook_counts(self) -> dict[str, int]:
-        from transformer_lens.hook_points import HookPoint
-
+        """Hooks per hook point, keyed by its names (aliases joined: ``blocks.0.hook_in = ...``)."""
+        names: dict[int, list[str]] = {}
+        points = {}
+        for name, hp in self.bridge.hook_dict.items():
+            names.setdefault(id(hp), []).append(name)
+            points[id(hp)] = hp
         counts = {}
-        for name, module in self.bridge.named_modules():
-            if not isinstance(module, HookPoint):
-                continue
-            n = len(module._forward_hooks) + len(module._forward_pre_hooks) + len(module._backward_hooks)
-            n += len(getattr(module, "_backward_pre_hooks", {}))
+        for key, hp in points.items():
+            n = len(hp._forward_hooks) + len(hp._forward_pre_hooks) + len(hp._backward_hooks)
+            n += len(getattr(hp, "_backward_pre_hooks", {}))
             if n:
-                counts[name] = n
+                counts[" = ".join(sorted(names[key], key=lambda s: ("hook_in" in s or "hook_out" in s, s)))] = n
         return counts
 
     def hook_leaks(self) -> list[str]:
-        """Modules that carry more hooks now than right after loading (empty when clean)."""
+        """Hook points that carry more hooks now than right after loading (empty when clean)."""
         now = self._hook_counts()
         return sorted(n for n, c in now.items() if c > self._hook_baseline.get(n, 0))
 

@@ -609,9 +609,11 @@ def load(resolved: ResolvedModel) -> Lab:
         from pytest_annotate.random_weights import build_random_model
 
         random_model = build_random_model(resolved.source)
-        hf_model, tokenizer = random_model.hf_model.to(dtype), random_model.tokenizer
+        hf_model, tokenizer = random_model.hf_model, random_model.tokenizer
     else:
         hf_model, tokenizer = _load_hf(resolved, source, dtype)
+    # boot_transformers(hf_model=...) records the device but does not move the weights.
+    hf_model = hf_model.to(device=device, dtype=dtype)
     t2 = time.perf_counter()
     try:
         bridge = TransformerBridge.boot_transformers(

@@ -97,6 +97,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         resolved = resolve(spec_from_config(config))
+        if resolved.spec.device not in ("auto", "cpu"):
+            from pytest_annotate.models import resolve_device
+
+            resolve_device(resolved.spec.device)  # a GPU this machine lacks fails here, before collection
     except AnnotateError as e:
         raise pytest.UsageError(f"pytest-annotate: {e}") from None
     threads = _int_option(config, "annotate_threads", "--threads")

@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+# pytester's in-process runs drop the modules an inner session imported; re-importing `datasets`
+# (pulled by transformer_lens) then fails in pyarrow ("type extension already defined"). Import
+# them once here so that every inner session shares the outer one's modules.
+import transformer_lens  # noqa: F401, E402
+import transformer_lens.model_bridge  # noqa: F401, E402
+
 pytest_plugins = ["pytester"]
 
 TINY_CORPUS = [

@@ -1,0 +1,166 @@
+"""The plugin seen from pytest: options, ini settings, markers, header, fixtures, isolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+OPTIONS = ["--model", "--checkpoint", "--revision", "--device", "--dtype", "--processing", "--threads",
+           "--random-weights", "--trust-remote-code", "--run-gpu-checks"]
+
+
+def test_options_appear_in_their_own_help_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    group = out[out.index("pytest-annotate (model behaviour tests)"):]
+    for flag in OPTIONS:
+        assert flag in group, flag
+    for ini in ("annotate_model", "annotate_device", "annotate_dtype", "annotate_processing"):
+        assert ini in out
+
+
+def test_header_names_model_device_dtype_processing_and_versions(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--processing", "raw", "--dtype", "bfloat16")
+    result.stdout.fnmatch_lines([
+        "pytest-annotate: model tiny-gpt2+raw (local *), device auto, dtype bfloat16, processing raw",
+        "pytest-annotate: transformer-lens 4.*, torch *, transformers *",
+    ])
+
+
+def test_ini_settings_are_used_and_the_command_line_wins(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makeini(f"[pytest]\nannotate_model = {tiny_gpt2_dir}\nannotate_processing = raw\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    pytester.runpytest().stdout.fnmatch_lines(["*model tiny-gpt2+raw*processing raw*"])
+    pytester.runpytest("--processing", "compat").stdout.fnmatch_lines(["*model tiny-gpt2 (local*processing compat*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gpt2-smal"], "*unknown model 'gpt2-smal'. Did you mean 'gpt2-small'*"),
+        (["--dtype", "float64"], "*dtype 'float64' is not supported; valid dtypes: float32, bfloat16, float16*"),
+        (["--processing", "folded"], "*processing 'folded' is not supported; valid: compat*raw*"),
+        (["--checkpoint", "abc"], "*--checkpoint 'abc' is not a whole number*"),
+        (["--model", "pythia-160m-deduped", "--checkpoint", "3001"],
+         "*not a published checkpoint of EleutherAI/pythia-160m-deduped; nearest: 2000, 3000, 4000*"),
+        (["--model", "gemma-3-270m", "--checkpoint", "5"], "*embedded model 'gemma-3-270m' has no checkpoints*"),
+        (["--threads", "0"], "*--threads 0: give 1 or more*"),
+        (["--device", "tpu"], "*device 'tpu' is not valid; use auto, cpu, cuda, cuda:N or mps*"),
+    ],
+)
+def test_bad_options_fail_before_collection_with_one_line(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_model_that_cannot_load_ends_the_session_with_one_message(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(pytester.path / "empty-hf-home"))
+    pytester.makepyfile("""
+        def test_a(model): pass
+        def test_b(model): pass
+        def test_c(model): pass
+    """)
+    result = pytester.runpytest_subprocess("--model", "gpt2-small")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str()
+    assert out.count("could not load the model") == 1
+    result.stdout.fnmatch_lines(["*Could not load 'gpt2-small' (HuggingFace id 'gpt2'): the HuggingFace hub is "
+                                 "unreachable*not in the local cache*Fix:*"])
+    assert "Traceback" not in out
+
+
+def test_model_marker_skips_other_models_with_a_reason(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.model("gpt2-small")
+        def test_for_gpt2(): pass
+
+        @pytest.mark.model("pythia-70m", "tiny-gpt2")
+        def test_for_tiny(): pass
+
+        def test_for_any(): pass
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "-rs", "--strict-markers")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*belongs to gpt2-small; this session runs tiny-gpt2 (run with --model gpt2-small)*"])
+
+
+@pytest.mark.parametrize(("marker", "model", "runs"), [
+    ("gpt2-small", "gpt2", True), ("gpt2", "gpt2-small", True), ("pythia-160m-deduped", "EleutherAI/pythia-160m-deduped", True),
+    ("pythia-70m", "pythia-160m-deduped", False), ("gemma-3-270m", "gemma-3-270m", True),
+    ("gemma-3-270m-q4_k_m", "gemma-3-270m", True), ("smollm2-135m", "gemma-3-270m", False),
+])
+def test_model_marker_matches_aliases(marker: str, model: str, runs: bool) -> None:
+    from pytest_annotate.models import ModelSpec, resolve
+    from pytest_annotate.plugin import _marker_matches
+
+    assert _marker_matches(resolve(ModelSpec(model)), [marker]) is runs
+
+
+def test_gpu_marker_is_skipped_on_cpu_unless_asked(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_heavy(): pass
+    """)
+    pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu", "--strict-markers").assert_outcomes(skipped=1)
+    pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu", "--run-gpu-checks").assert_outcomes(passed=1)
+
+
+def test_forward_passes_are_memoized_across_tests(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        def test_first(model):
+            model.run("The capital of Ireland is")
+            model.run("The capital of Ireland is")
+            assert (model.stats.requested, model.stats.executed) == (2, 1)
+
+        def test_second_reuses_the_first(model, cache):
+            model.run("The capital of Ireland is")
+            cache("The capital of Ireland is", names=["blocks.0.hook_resid_pre"])
+            cache("The capital of Ireland is", names=["blocks.0.hook_resid_pre"])
+            assert (model.stats.requested, model.stats.executed) == (5, 2)
+
+        def test_bos_policy(model):
+            assert model.str_tokens("A B")[0] == "<|endoftext|>"
+            assert model.str_tokens("A B", bos=False)[0] == "A"
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["pytest-annotate: tiny-gpt2: 5 forward passes requested, 2 executed*"])
+
+
+def test_a_test_that_leaves_a_hook_fails_and_the_next_runs_clean(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        def test_leaky(model):
+            model.bridge.blocks[0].hook_resid_pre.add_hook(lambda act, hook: act)
+
+        def test_next(model):
+            assert model.hook_leaks() == []
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*test_leaky left hooks on the model at blocks.0.hook_resid_pre*removed*"])
+
+
+def test_a_test_that_changes_weights_fails_and_weights_are_restored(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import torch
+
+        def test_vandal(model):
+            with torch.no_grad():
+                next(model.bridge.parameters()).add_(1.0)
+
+        def test_next(model):
+            assert model.weights_changed() == []
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*test_vandal changed the model's weights*reloaded*"])
