@@ -50,7 +50,8 @@ class ForwardStats:
     executed: int = 0
     executed_rows: int = 0
     """Rows (sequences) run: a batched pass of 72 rows counts 1 executed pass and 72 rows."""
-    by_key: collections.Counter[Hashable] = field(default_factory=collections.Counter)
+    shapes: list[tuple[int, int, bool]] = field(default_factory=list)
+    """(batch, positions, cached) of every executed pass: the benchmark replays them as the forward floor."""
 
     def snapshot(self) -> tuple[int, int, int]:
         return (self.requested, self.executed, self.executed_rows)
@@ -275,6 +276,7 @@ class Lab:
         """One forward pass on a batch of equal-length token rows (not memoized, but counted)."""
         self.stats.executed += 1
         self.stats.executed_rows += int(tokens.shape[0])
+        self.stats.shapes.append((int(tokens.shape[0]), int(tokens.shape[1]), False))
         with torch.inference_mode():
             if fwd_hooks:
                 # run_with_hooks removes its hooks on exit, even when the forward raises.
@@ -313,6 +315,7 @@ class Lab:
         if missing is None or missing:
             self.stats.executed += 1
             self.stats.executed_rows += 1
+            self.stats.shapes.append((1, int(toks.shape[0]), True))
             names_filter = None if missing is None else (lambda n, _m=frozenset(missing): n in _m)
             with torch.inference_mode():
                 logits, new = self.bridge.run_with_cache(toks[None], names_filter=names_filter)

@@ -186,15 +186,36 @@ def _cuda_available() -> bool:
 # --------------------------------------------------------------------------- fixtures
 
 
+def worker_device(device: str, worker: str | None, n_gpus: int) -> str:
+    """Spread pytest-xdist workers over GPUs: ``--device cuda`` on worker ``gwN`` runs on ``cuda:N mod n_gpus``.
+
+    >>> worker_device("cuda", "gw3", 2), worker_device("cuda", None, 2), worker_device("cuda:1", "gw0", 2)
+    ('cuda:1', 'cuda', 'cuda:1')
+    """
+    if device not in ("cuda", "auto") or not worker or n_gpus < 2:
+        return device
+    return f"cuda:{int(worker.removeprefix('gw')) % n_gpus}"
+
+
 def get_lab(config: pytest.Config) -> Any:
     """The session's Lab, loaded on first use. A load failure ends the session with one message."""
     lab = config.stash.get(LAB, None)
     if lab is not None:
         return lab
+    import dataclasses
+    import os
+
     from pytest_annotate.models import load
 
+    resolved = config.stash[RESOLVED]
+    if resolved.spec.device in ("cuda", "auto") and os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        device = worker_device(resolved.spec.device, os.environ["PYTEST_XDIST_WORKER"], n_gpus)
+        resolved = dataclasses.replace(resolved, spec=dataclasses.replace(resolved.spec, device=device))
     try:
-        lab = load(config.stash[RESOLVED])
+        lab = load(resolved)
     except AnnotateError as e:
         # One clear message for the whole session, not a traceback per test.
         pytest.exit(f"pytest-annotate could not load the model: {e}", returncode=pytest.ExitCode.USAGE_ERROR)

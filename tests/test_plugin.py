@@ -164,3 +164,23 @@ def test_a_test_that_changes_weights_fails_and_weights_are_restored(pytester: py
     result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*test_vandal changed the model's weights*reloaded*"])
+
+
+def test_xdist_workers_each_load_the_model(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    """Behaviour files spread over two workers (one model per worker), here on CPU."""
+    pytester.makepyfile(**{
+        f"test_file{i}": f"""
+            def test_runs(model):
+                logits = model.run("The capital of Ireland is")
+                assert logits.shape[-1] == model.d_vocab
+        """ for i in range(4)
+    })
+    result = pytester.runpytest_subprocess("--model", str(tiny_gpt2_dir), "--device", "cpu", "-n", "2", "-p", "xdist")
+    result.assert_outcomes(passed=4)
+
+
+def test_worker_device_spreads_over_gpus() -> None:
+    from pytest_annotate.plugin import worker_device
+
+    assert [worker_device("cuda", f"gw{i}", 4) for i in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
+    assert worker_device("cpu", "gw1", 4) == "cpu"
