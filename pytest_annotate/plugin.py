@@ -15,6 +15,9 @@ from pytest_annotate import keys
 from pytest_annotate.errors import AnnotateError, VerdictError
 from pytest_annotate.models import DEFAULT_MODEL, DTYPES, EMBEDDED, ModelSpec, ResolvedModel, resolve
 
+# The tolerant snapshot extension is its own plugin module (options, fixture, drift summary).
+pytest_plugins = ["pytest_annotate.snapshot_plugin"]
+
 LAB = pytest.StashKey[Any]()
 RESOLVED = pytest.StashKey[ResolvedModel]()
 NOT_JUDGED = pytest.StashKey[list[str]]()
