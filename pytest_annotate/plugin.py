@@ -244,6 +244,25 @@ def cache(model: Any) -> Callable[..., Any]:
     return model.cache
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Record every result the test's ``assert_*`` helpers judge, for the summary and the report."""
+    from pytest_annotate.results import RECORDERS
+
+    recorded = item.config.stash.get(keys.RECORDED_RESULTS, None)
+    if recorded is None:
+        return (yield)
+
+    def record(result: Any) -> None:
+        recorded.append((item.nodeid, result))
+
+    RECORDERS.append(record)
+    try:
+        return (yield)
+    finally:
+        RECORDERS.remove(record)
+
+
 @pytest.fixture(autouse=True)
 def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each test, verify that the model carries no leftover hooks and unchanged weights."""

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_annotate.errors import VerdictError
+
+#: Callbacks told about every result an ``assert_*`` helper judges (the plugin records them for the
+#: terminal summary and the report). Plain functions, so that nothing here depends on pytest.
+RECORDERS: list[Callable[[Result], None]] = []
 
 
 class Result:
@@ -51,6 +55,8 @@ class Result:
     def raise_if_failed(self, claim: str | None = None) -> None:
         """Raise :class:`VerdictError` with the report when the verdict is against the claim."""
         __tracebackhide__ = True
+        for record in RECORDERS:
+            record(self)
         if not self.passed:
             head = f"{claim}\n\n" if claim else ""
             raise VerdictError(head + self.report(), result=self)
