@@ -42,7 +42,7 @@ class Result:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        from pytest_annotate.snapshot.tolerance import values_close
+        from pytest_annotate.snapshot.compare import values_close
 
         return values_close(self, other)
 

@@ -226,3 +226,19 @@ def _compare_one(path: str, kind: Kind, band: Band, old: Any, new: Any, line: in
         return FieldDiff(path, kind, old, new, status, band, delta, rel, allowed, line)
     status = "same" if same(old, new) else "changed"
     return FieldDiff(path, kind, old, new, status, band, line=line)
+
+
+def values_close(a: Any, b: Any, tolerance: Tolerance | None = None) -> bool:
+    """Whether two values (results, dicts, arrays...) agree field by field within the snapshot bands.
+
+    This is what ``Result.__eq__`` means: the same structure, ranks and ids exactly equal,
+    every number within the band of its kind.
+
+    >>> values_close({"prob": 0.5001, "rank": 3}, {"prob": 0.5, "rank": 3})
+    True
+    >>> values_close({"rank": 3}, {"rank": 4})
+    False
+    """
+    from pytest_annotate.snapshot.serialize import flatten
+
+    return compare(flatten(a), flatten(b), tolerance).ok
