@@ -653,6 +653,18 @@ def _load_hf(resolved: ResolvedModel, source: str, dtype: torch.dtype) -> tuple[
                 f"{source} contains custom code; pytest-annotate runs it only if you pass --trust-remote-code"
             ) from e
         raise ModelLoadError(f"Could not load the model directory {source}: {type(e).__name__}: {e}") from e
+    except Exception as e:
+        # A truncated safetensors file (SafetensorError) or a pickle that torch.load(weights_only=True)
+        # refuses (UnpicklingError) would otherwise end in a traceback from inside the loaders.
+        if type(e).__name__ not in ("SafetensorError", "UnpicklingError"):
+            raise
+        first = next((line for line in str(e).splitlines() if "GLOBAL" in line), str(e).splitlines()[0] if str(e) else "")
+        why = ("a pickled weights file holds code, which is refused (weights load with torch.load(weights_only=True))"
+               if type(e).__name__ == "UnpicklingError" else "a weights file is corrupt or truncated")
+        raise ModelLoadError(
+            f"Could not load the model directory {source}: {why}: {type(e).__name__}: {first.strip().rstrip('.')}. "
+            "Fix: re-save the model with save_pretrained(...) (safetensors), or re-download it"
+        ) from e
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]
     return model, tokenizer
