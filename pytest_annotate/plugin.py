@@ -16,7 +16,7 @@ from pytest_annotate.errors import AnnotateError, VerdictError
 from pytest_annotate.models import DEFAULT_MODEL, DTYPES, EMBEDDED, ModelSpec, ResolvedModel, resolve
 
 # The tolerant snapshot extension is its own plugin module (options, fixture, drift summary).
-pytest_plugins = ["pytest_annotate.snapshot_plugin"]
+pytest_plugins = ["pytest_annotate.snapshot_plugin", "pytest_annotate.report_plugin"]
 
 LAB = pytest.StashKey[Any]()
 RESOLVED = pytest.StashKey[ResolvedModel]()

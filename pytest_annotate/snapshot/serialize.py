@@ -192,6 +192,10 @@ PropertyFilter: TypeAlias = Callable[..., bool]
 PropertyMatcher: TypeAlias = Callable[..., Any]
 
 
+RESULT_FIELDS_NOT_SNAPSHOTTED = frozenset({"model_id"})
+"""Dataclass fields left out of snapshots: the file header already names the model."""
+
+
 def flatten(
     data: Any,
     *,
@@ -259,8 +263,12 @@ def _walk(
         if not fields:
             yield Leaf(path, Empty(f"{type(obj).__name__}()"), kind)
             return
+        # A result's model_id is already the snapshot file's header; as a field it would make every
+        # comparison against another checkpoint's baseline differ, whatever the numbers say.
         yield from children(
-            (f.name, getattr(obj, f.name), _metadata_kind(f, type(obj).__name__)) for f in fields
+            (f.name, getattr(obj, f.name), _metadata_kind(f, type(obj).__name__))
+            for f in fields
+            if f.name not in RESULT_FIELDS_NOT_SNAPSHOTTED
         )
     elif isinstance(obj, tuple) and hasattr(obj, "_asdict"):  # namedtuple
         yield from _walk(obj._asdict(), path, typed_path, kind, exclude, include, None)
