@@ -114,8 +114,6 @@ class NecessityResult(Result):
     min_drop: float | None = field(metadata=kind("exact"))
     max_drop: float | None = field(metadata=kind("exact"))
     control_margin: float | None = field(metadata=kind("exact"))
-    component_kinds: str
-    """What was ablated, in words: ``MLPs``, ``heads``, ``blocks``, ``components``."""
     control_kind: str
     """What the controls are: ``MLPs`` for one MLP, ``sets of 8 blocks`` for ``L0-L7``."""
     seed: int
@@ -129,6 +127,11 @@ class NecessityResult(Result):
             if row.ablation == ablation:
                 return row
         raise KeyError(f"{ablation!r} was not checked; checked: {', '.join(r.ablation for r in self.rows)}")
+
+    @property
+    def component_kinds(self) -> str:
+        """What was ablated, in words: ``MLPs``, ``heads``, ``blocks``, ``components``."""
+        return self.control_kind.split(" ")[-1]
 
     @property
     def statement(self) -> str:
@@ -398,7 +401,6 @@ def check_necessity(
         min_drop=min_drop,
         max_drop=max_drop,
         control_margin=control_margin if claim == "necessary" else None,
-        component_kinds=kinds_of(comps),
         control_kind=kinds_of(comps) if len(comps) == 1 else f"sets of {len(comps)} {kinds_of(comps)}",
         seed=seed,
         reference_size=max(len(r.reference) for r in rows),
