@@ -185,7 +185,14 @@ class Lab:
             use_bos = self.has_bos if bos is None else bos
             if use_bos and self.bridge.tokenizer.bos_token_id is None:
                 raise PromptError(f"bos=True, but {self.model_id}'s tokenizer defines no BOS token")
-            toks = self.bridge.to_tokens(prompt, prepend_bos=use_bos, truncate=False)[0]
+            bos_override = self.resolved.embedded.bos_token if self.resolved.embedded else None
+            if use_bos and bos_override is not None:
+                # The model's declared BOS is wrong for plain text (see EmbeddedModel.bos_token).
+                bos_id = self.bridge.tokenizer.convert_tokens_to_ids(bos_override)
+                body = self.bridge.to_tokens(prompt, prepend_bos=False, truncate=False)[0]
+                toks = torch.cat([torch.tensor([bos_id], device=body.device), body])
+            else:
+                toks = self.bridge.to_tokens(prompt, prepend_bos=use_bos, truncate=False)[0]
         else:
             toks = torch.as_tensor(prompt, dtype=torch.long).flatten()
             if toks.numel() == 0:

@@ -75,6 +75,8 @@ class EmbeddedModel:
     description: str
     locate: Callable[[Path], tuple[Path, str]] = field(repr=False, compare=False)
     """Return the GGUF path (assembling it under the given folder if needed) and its sha256."""
+    bos_token: str | None = None
+    """The document-start token to prepend, where the GGUF's declared BOS is wrong for plain text."""
 
 
 def _locate_gemma(workdir: Path) -> tuple[Path, str]:
@@ -121,6 +123,10 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             architecture="LlamaForCausalLM",
             description="SmolLM2-135M-Instruct, GGUF Q4_1 (4-bit quantized)",
             locate=_locate_smollm2,
+            # The GGUF declares the chat token <|im_start|> as BOS; before plain text it wrecks
+            # completions (' May' after a month run falls to rank ~2000). SmolLM2 was pretrained
+            # with <|endoftext|> between documents.
+            bos_token="<|endoftext|>",
         ),
     )
 }
