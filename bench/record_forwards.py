@@ -6,6 +6,7 @@ Loaded with ``-p record_forwards`` (``bench/`` on ``PYTHONPATH``); the output pa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -32,7 +33,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "requested": lab.stats.requested if lab else 0,
         "executed": lab.stats.executed if lab else 0,
         "executed_rows": lab.stats.executed_rows if lab else 0,
-        "shapes": lab.stats.shapes if lab else [],
+        "repeats": lab.stats.repeats if lab else 0,
+        "passes": [dataclasses.asdict(p) for p in lab.stats.passes] if lab else [],
         "weights_mb": sum(p.numel() * p.element_size() for p in lab.bridge.parameters()) / 2**20 if lab else 0,
     }
     with open(os.environ["BENCH_RECORD"], "w") as fh:

@@ -42,6 +42,23 @@ Prompt = Union[str, Sequence[int], Tensor]
 FwdHook = tuple[str, Callable[..., Any]]
 
 
+@dataclass(frozen=True)
+class ForwardPass:
+    """One executed forward pass, as the benchmark needs it to replay the suite's forward floor."""
+
+    batch: int
+    positions: int
+    kind: str = "logits"
+    """``logits``: a full forward; ``cache``: ``run_with_cache`` keeping :attr:`names` (None: all);
+    ``answer_logits``: only the last :attr:`answer_positions` positions are unembedded (sweeps);
+    ``no_unembed``: stopped before the unembedding (head-role scores)."""
+    names: tuple[str, ...] | None = None
+    answer_positions: int | None = None
+    repeat: bool = False
+    """The identical pass (same tokens, intervention, hook names) had already run this session: the
+    memo had evicted it. Repeats are overhead, not part of the forward floor."""
+
+
 @dataclass
 class ForwardStats:
     """Counts of forward passes: asked for by checks vs. actually run on the model."""
@@ -50,20 +67,48 @@ class ForwardStats:
     executed: int = 0
     executed_rows: int = 0
     """Rows (sequences) run: a batched pass of 72 rows counts 1 executed pass and 72 rows."""
-    shapes: list[tuple[int, int, bool]] = field(default_factory=list)
-    """(batch, positions, cached) of every executed pass: the benchmark replays them as the forward floor."""
+    passes: list[ForwardPass] = field(default_factory=list)
+    """Every executed pass, in order: the benchmark replays the non-repeats as the forward floor."""
+    _seen: set[Hashable] = field(default_factory=set, repr=False)
+
+    def record(self, tokens_shape: Sequence[int], identity: Hashable | None = None, **kind: Any) -> ForwardPass:
+        """Count one executed pass. ``identity`` names what it computed (None: not identifiable,
+        counted as new); a pass whose identity already ran is marked a repeat."""
+        batch, positions = int(tokens_shape[0]), int(tokens_shape[1])
+        repeat = identity is not None and identity in self._seen
+        if identity is not None:
+            self._seen.add(identity)
+        self.executed += 1
+        self.executed_rows += batch
+        fp = ForwardPass(batch, positions, repeat=repeat, **kind)
+        self.passes.append(fp)
+        return fp
+
+    @property
+    def repeats(self) -> int:
+        """Executed passes that had already run once (memo evictions)."""
+        return sum(p.repeat for p in self.passes)
 
     def snapshot(self) -> tuple[int, int, int]:
         return (self.requested, self.executed, self.executed_rows)
 
 
 class _LRU:
-    """A byte-bounded least-recently-used store of tensors (logits are big: vocab 262k floats/token)."""
+    """A byte-bounded store of tensors, least recently used out first -- large entries before small.
+
+    Why not a plain LRU: Gemma's logits are 1 MiB per position, so one check that runs a long prompt
+    under many interventions (8 rows x 101 tokens x 3 ablations: 2.5 GB) would flush every short
+    prompt that later checks ask for again, and hold the budget full of runs nobody asks for twice.
+    So an entry over 1/4 of the budget is not kept at all (a check that needs it twice should keep
+    it itself, e.g. in a module-scoped fixture), and entries over 1/16 of the budget are evicted
+    first: long runs replace long runs, not the many cheap-to-keep short ones.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self._items: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
 
     @staticmethod
     def _size(value: Any) -> int:
@@ -81,15 +126,23 @@ class _LRU:
 
     def put(self, key: Hashable, value: Any) -> None:
         if key in self._items:
-            self.bytes -= self._size(self._items.pop(key))
+            del self._items[key]
+            self.bytes -= self._sizes.pop(key)
+        if self._size(value) > self.max_bytes // 4:
+            return
         self._items[key] = value
-        self.bytes += self._size(value)
-        while self.bytes > self.max_bytes and len(self._items) > 1:
-            _, old = self._items.popitem(last=False)
-            self.bytes -= self._size(old)
+        self._sizes[key] = self._size(value)
+        self.bytes += self._sizes[key]
+        large = self.max_bytes // 16
+        while self.bytes > self.max_bytes:
+            older = [k for k in self._items if k != key]
+            victim = next((k for k in older if self._sizes[k] > large), older[0])
+            del self._items[victim]
+            self.bytes -= self._sizes.pop(victim)
 
     def clear(self) -> None:
         self._items.clear()
+        self._sizes.clear()
         self.bytes = 0
 
 
@@ -101,7 +154,10 @@ class Lab:
         resolved: what was loaded (name, model id, source).
         device: the concrete device the model is on.
         timing: how long each load stage took.
-        memo_bytes: the most bytes of logits and activations kept for re-use.
+        memo_bytes: the most bytes of logits and activations kept for re-use, together
+            (least recently used first out, larger entries first). Gemma's logits are 1 MiB per
+            position: a run over 64 positions is not kept, and a check that asks for it again
+            re-runs it (counted in ``stats.repeats``).
     """
 
     def __init__(
@@ -111,15 +167,15 @@ class Lab:
         *,
         device: str,
         timing: LoadTiming | None = None,
-        memo_bytes: int = 1 << 30,
+        memo_bytes: int = 256 << 20,
     ) -> None:
         self.bridge = bridge
         self.resolved = resolved
         self.device = device
         self.timing = timing
         self.stats = ForwardStats()
-        self._logits = _LRU(memo_bytes)
-        self._caches = _LRU(memo_bytes)
+        # One budget for both: the peak memory of a suite is weights + this + one forward's working set.
+        self._memo = _LRU(memo_bytes)
         self._full_caches: set[tuple[int, ...]] = set()
         # Some bridge components attach their own hooks on the first forward: warm up first, so
         # that the baseline holds them and only a test's hooks count as leaks.
@@ -269,21 +325,32 @@ class Lab:
         memo_key = (tuple(toks.tolist()), key if fwd_hooks else None)
         self.stats.requested += 1
         if not fwd_hooks or key is not None:
-            hit = self._logits.get(memo_key)
+            hit = self._memo.get(("logits", memo_key))
             if hit is not None:
                 return hit
-        logits = self.run_batch(toks[None], fwd_hooks=fwd_hooks)[0]
+        identity = ("run", memo_key) if not fwd_hooks or key is not None else None
+        logits = self.run_batch(toks[None], fwd_hooks=fwd_hooks, _identity=identity)[0]
         if not fwd_hooks or key is not None:
-            self._logits.put(memo_key, logits)
+            self._memo.put(("logits", memo_key), logits)
         return logits
 
     def run_batch(
-        self, tokens: Int[Tensor, "batch pos"], *, fwd_hooks: Sequence[FwdHook] = ()
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        *,
+        fwd_hooks: Sequence[FwdHook] = (),
+        answer_positions: int | None = None,
+        _identity: Hashable | None = None,
     ) -> Float[Tensor, "batch pos vocab"]:
-        """One forward pass on a batch of equal-length token rows (not memoized, but counted)."""
-        self.stats.executed += 1
-        self.stats.executed_rows += int(tokens.shape[0])
-        self.stats.shapes.append((int(tokens.shape[0]), int(tokens.shape[1]), False))
+        """One forward pass on a batch of equal-length token rows (not memoized, but counted).
+
+        ``answer_positions``: say so when a hook unembeds only the last N positions (for the
+        benchmark's replay of the forward floor; it does not change what runs).
+        """
+        if answer_positions is None:
+            self.stats.record(tokens.shape, _identity)
+        else:
+            self.stats.record(tokens.shape, _identity, kind="answer_logits", answer_positions=answer_positions)
         with torch.inference_mode():
             if fwd_hooks:
                 # run_with_hooks removes its hooks on exit, even when the forward raises.
@@ -306,38 +373,54 @@ class Lab:
         toks = self.tokens(prompt, bos=bos)
         tkey = tuple(toks.tolist())
         self.stats.requested += 1
-        have: dict[str, Tensor] = self._caches.get(tkey) or {}
-        complete = tkey in self._full_caches
+        have: dict[str, Tensor] = self._memo.get(("cache", tkey)) or {}
+        complete = bool(have) and tkey in self._full_caches  # the flag outlives an evicted entry
         wanted = None if names is None else list(dict.fromkeys(names))
         if wanted is not None:
-            unknown = [n for n in wanted if n not in self.bridge.hook_dict]
+            hook_dict = self.bridge.hook_dict  # a property that rebuilds the dict on every access
+            unknown = [n for n in wanted if n not in hook_dict]
             if unknown:
                 raise PromptError(
                     f"unknown hook point(s) {unknown} for {self.model_id}; e.g. "
-                    f"{', '.join(list(self.bridge.hook_dict)[:6])}, ... ({len(self.bridge.hook_dict)} in all)"
+                    f"{', '.join(list(hook_dict)[:6])}, ... ({len(hook_dict)} in all)"
                 )
+            gated = getattr(self.bridge, "_gated_hook_reason", lambda name: None)  # TransformerLens >= 4.3
+            for n in wanted:
+                setter = gated(n)
+                if setter:
+                    raise PromptError(
+                        f"{n} is off on {self.model_id} (TransformerLens computes it only on request); "
+                        f"call lab.bridge.set_{setter}(True) first, or cache a hook point that is on"
+                    )
         missing = [] if complete else (wanted if wanted is not None else None)
         if missing is not None:
             missing = [n for n in missing if n not in have]
         if missing is None or missing:
-            self.stats.executed += 1
-            self.stats.executed_rows += 1
-            self.stats.shapes.append((1, int(toks.shape[0]), True))
+            names_key = None if missing is None else tuple(sorted(missing))
+            self.stats.record((1, toks.shape[0]), ("cache", tkey, names_key), kind="cache", names=names_key)
             names_filter = None if missing is None else (lambda n, _m=frozenset(missing): n in _m)
             with torch.inference_mode():
                 logits, new = self.bridge.run_with_cache(toks[None], names_filter=names_filter)
             have = {**have, **{k: v.detach() for k, v in new.items()}}
-            self._caches.put(tkey, have)
+            self._memo.put(("cache", tkey), have)
             if missing is None:
                 self._full_caches.add(tkey)
-            self._logits.put((tkey, None), logits[0].detach())
-        subset = have if wanted is None else {n: have[n] for n in wanted}
-        return ActivationCache(subset, self.bridge)
+            self._memo.put(("logits", (tkey, None)), logits[0].detach())
+        if wanted is None:
+            return ActivationCache(have, self.bridge)
+        silent = [n for n in wanted if n not in have]
+        if silent:
+            raise PromptError(
+                f"hook point(s) {silent} exist on {self.model_id} but never fire in its forward pass "
+                "(the architecture does not use them: e.g. a rotary model has no hook_pos_embed, and "
+                "hook_result needs cfg.use_attn_result); cache hook points that fire, e.g. "
+                f"{', '.join(sorted(have)[:4]) or 'blocks.0.hook_resid_post'}"
+            )
+        return ActivationCache({n: have[n] for n in wanted}, self.bridge)
 
     def clear_memo(self) -> None:
         """Forget memoized logits and activations (the counts are kept)."""
-        self._logits.clear()
-        self._caches.clear()
+        self._memo.clear()
         self._full_caches.clear()
 
     # ------------------------------------------------------------------ isolation

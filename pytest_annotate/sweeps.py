@@ -208,7 +208,8 @@ def score_interventions(
             hooks = batched_fwd_hooks(lab, toks, chunk, forced=forced)
             if slicing:
                 hooks.append(("unembed.hook_in", _keep_last_positions(n_answer)))
-            logits = lab.run_batch(toks.expand(len(chunk), -1), fwd_hooks=hooks)
+            logits = lab.run_batch(toks.expand(len(chunk), -1), fwd_hooks=hooks,
+                                   answer_positions=n_answer if slicing else None)
         except (RuntimeError, MemoryError) as e:
             if not _is_out_of_memory(e):
                 raise

@@ -57,11 +57,11 @@ def _oom_above(lab, monkeypatch: pytest.MonkeyPatch, limit: int, error: type[Bas
     seen: list[int] = []
     real = lab.run_batch
 
-    def run_batch(tokens, *, fwd_hooks=()):
+    def run_batch(tokens, *, fwd_hooks=(), **kwargs):
         seen.append(int(tokens.shape[0]))
         if tokens.shape[0] > limit:
             raise error("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
-        return real(tokens, fwd_hooks=fwd_hooks)
+        return real(tokens, fwd_hooks=fwd_hooks, **kwargs)
 
     monkeypatch.setattr(lab, "run_batch", run_batch)
     return seen

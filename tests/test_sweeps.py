@@ -118,11 +118,11 @@ def _fail_above(lab, monkeypatch, limit: int, error: Exception) -> list[int]:
     real = lab.run_batch
     tried: list[int] = []
 
-    def run_batch(tokens, *, fwd_hooks=()):
+    def run_batch(tokens, *, fwd_hooks=(), **kwargs):
         tried.append(int(tokens.shape[0]))
         if tokens.shape[0] > limit:
             raise error
-        return real(tokens, fwd_hooks=fwd_hooks)
+        return real(tokens, fwd_hooks=fwd_hooks, **kwargs)
 
     monkeypatch.setattr(lab, "run_batch", run_batch)
     return tried
