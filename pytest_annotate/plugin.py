@@ -21,6 +21,7 @@ pytest_plugins = ["pytest_annotate.snapshot_plugin", "pytest_annotate.report_plu
 LAB = pytest.StashKey[Any]()
 RESOLVED = pytest.StashKey[ResolvedModel]()
 NOT_JUDGED = pytest.StashKey[list[str]]()
+_TORCH_FLAGS = pytest.StashKey[tuple[bool, bool, bool]]()
 
 # (option, ini name, type, default, help). One table, so the CLI and the ini file cannot drift apart.
 _OPTIONS: list[tuple[str, str, str, Any, str]] = [
@@ -37,6 +38,12 @@ _OPTIONS: list[tuple[str, str, str, Any, str]] = [
      "raw: HuggingFace numerics. Default: %(default)s"),
     ("--threads", "annotate_threads", "string", None,
      "torch CPU threads (timings on a shared machine are stable with 1). Default: torch's choice"),
+    ("--annotate-seed", "annotate_seed", "string", "0",
+     "seed for torch, numpy and random, set before every test that uses the model, so random prompts "
+     "and ablations are the same in every run and in any test order. Default: %(default)s"),
+    ("--nondeterministic", "annotate_nondeterministic", "bool", False,
+     "allow torch's nondeterministic kernels (faster on some GPUs); by default the model runs with "
+     "torch.use_deterministic_algorithms(True), so two runs give the same numbers"),
     ("--random-weights", "annotate_random_weights", "bool", False,
      "structural dry run: the declared architecture with random weights; verdicts are not judged"),
     ("--trust-remote-code", "annotate_trust_remote_code", "bool", False,
@@ -113,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(threads)
+    _int_option(config, "annotate_seed", "--annotate-seed")  # a bad seed is a usage error before collection
     config.stash[RESOLVED] = resolved
     config.stash[keys.MODEL_SPEC] = resolved.spec
     config.stash[keys.MODEL_ID] = resolved.model_id
@@ -217,6 +225,8 @@ def get_lab(config: pytest.Config) -> Any:
         n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         device = worker_device(resolved.spec.device, os.environ["PYTEST_XDIST_WORKER"], n_gpus)
         resolved = dataclasses.replace(resolved, spec=dataclasses.replace(resolved.spec, device=device))
+    if not option(config, "annotate_nondeterministic"):
+        config.stash[_TORCH_FLAGS] = use_deterministic_algorithms()
     try:
         lab = load(resolved)
     except AnnotateError as e:
@@ -227,6 +237,36 @@ def get_lab(config: pytest.Config) -> Any:
                     f"{type(e).__name__}: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
     config.stash[LAB] = lab
     return lab
+
+
+def use_deterministic_algorithms() -> tuple[bool, bool, bool]:
+    """Ask torch for deterministic kernels, before the model (and CUDA) is first used; return the
+    previous ``(deterministic, warn_only, cudnn.benchmark)`` so the session can restore them.
+
+    On CPU this changes nothing measurable; on CUDA it makes cuBLAS and scatter/index kernels give the
+    same bits in every run, which needs ``CUBLAS_WORKSPACE_CONFIG`` set before cuBLAS starts.
+    ``warn_only``: an op with no deterministic kernel warns rather than failing the suite.
+    """
+    import os
+
+    import torch
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    return before
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give torch back the flags the session changed (matters when pytest runs in-process)."""
+    flags = config.stash.get(_TORCH_FLAGS, None)
+    if flags is not None:
+        import torch
+
+        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+        torch.backends.cudnn.benchmark = flags[2]
 
 
 @pytest.fixture(scope="session")
@@ -265,7 +305,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test, verify that the model carries no leftover hooks and unchanged weights."""
+    """Seed the random generators before each model test; after each test, verify that the model
+    carries no leftover hooks and unchanged weights."""
+    if "model" in request.fixturenames:
+        # As pytest-randomly does, but with a fixed seed: a test's random draws do not depend on
+        # which tests ran before it.
+        _seed_everything(_int_option(request.config, "annotate_seed", "--annotate-seed") or 0)
     yield
     lab = request.config.stash.get(LAB, None)
     if lab is None:
@@ -292,6 +337,17 @@ def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
             "The weights were reloaded so the next test runs on the original model.",
             pytrace=False,
         )
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 # --------------------------------------------------------------------------- random weights

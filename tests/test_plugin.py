@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 OPTIONS = ["--model", "--checkpoint", "--revision", "--device", "--dtype", "--processing", "--threads",
            "--random-weights", "--trust-remote-code", "--run-gpu-checks"]
@@ -135,6 +136,35 @@ def test_forward_passes_are_memoized_across_tests(pytester: pytest.Pytester, tin
     result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["pytest-annotate: tiny-gpt2: 5 forward passes requested, 2 executed*"])
+
+
+def test_model_tests_are_seeded_and_deterministic(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import random, torch
+
+        def test_first(model):
+            assert torch.initial_seed() == 7 and torch.are_deterministic_algorithms_enabled()
+            torch.rand(100), random.random()  # draw: the next test must not see the difference
+
+        def test_second(model):
+            assert torch.initial_seed() == 7
+            assert random.Random(7).random() == random.random()
+            assert torch.equal(torch.rand(3), torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    """)
+    before = torch.are_deterministic_algorithms_enabled()
+    pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu", "--annotate-seed", "7").assert_outcomes(passed=2)
+    assert torch.are_deterministic_algorithms_enabled() == before, "the session must restore torch's flags"
+    pytester.makepyfile(test_fast="""
+        import torch
+
+        def test_flag(model):
+            assert not torch.are_deterministic_algorithms_enabled()
+    """)
+    pytester.runpytest("test_fast.py", "--model", str(tiny_gpt2_dir), "--device", "cpu",
+                       "--nondeterministic").assert_outcomes(passed=1)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--annotate-seed", "abc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--annotate-seed 'abc' is not a whole number*"])
 
 
 def test_a_test_that_leaves_a_hook_fails_and_the_next_runs_clean(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
