@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pytest_annotate.errors import ModelLoadError, ModelSpecError, close_matches
 
@@ -55,6 +55,7 @@ PROCESSINGS: tuple[str, ...] = get_args(Processing)
 DTYPES: tuple[str, ...] = get_args(DTypeName)
 DEFAULT_MODEL = "gemma-3-270m"
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
 # --------------------------------------------------------------------------- embedded models
@@ -161,6 +162,9 @@ class ModelSpec:
     processing: Processing = "compat"
     random_weights: bool = False
     trust_remote_code: bool = False
+    device_map: str | None = None
+    """Split the model over several devices with HuggingFace accelerate (``auto``, ``balanced``,
+    ``balanced_low_0``, ``sequential``): for a model larger than one GPU."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -177,6 +181,19 @@ class ModelSpec:
             )
         if not _DEVICE_RE.match(self.device):
             raise ModelSpecError(f"device {self.device!r} is not valid; use auto, cpu, cuda, cuda:N or mps")
+        if self.device_map is not None:
+            if self.device_map not in DEVICE_MAPS:
+                raise ModelSpecError(
+                    f"device map {self.device_map!r} is not valid; use one of {', '.join(DEVICE_MAPS)} "
+                    "(HuggingFace accelerate's strategies)"
+                )
+            if self.device != "auto":
+                raise ModelSpecError(
+                    f"give either --device ({self.device}) or --device-map ({self.device_map}), not both: "
+                    "a device map places each layer itself"
+                )
+            if self.random_weights:
+                raise ModelSpecError("--device-map needs real weights to place; drop it for a --random-weights dry run")
         if self.checkpoint is not None:
             if isinstance(self.checkpoint, bool) or not isinstance(self.checkpoint, int) or self.checkpoint < 0:
                 raise ModelSpecError(
@@ -579,6 +596,7 @@ def load_model(
     processing: Processing = "compat",
     random_weights: bool = False,
     trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> Lab:
     """Load a model and wrap it in a :class:`~pytest_annotate.lab.Lab` (what the ``model`` fixture gives).
 
@@ -591,7 +609,8 @@ def load_model(
     Raises :class:`ModelSpecError` for an invalid request and :class:`ModelLoadError` when
     the weights cannot be had; both say what was tried and how to fix it.
     """
-    spec = ModelSpec(name, checkpoint, revision, device, dtype, processing, random_weights, trust_remote_code)
+    spec = ModelSpec(name, checkpoint, revision, device, dtype, processing, random_weights, trust_remote_code,
+                     device_map)
     return load(resolve(spec))
 
 
@@ -618,8 +637,20 @@ def load(resolved: ResolvedModel) -> Lab:
         hf_model, tokenizer = random_model.hf_model, random_model.tokenizer
     else:
         hf_model, tokenizer = _load_hf(resolved, source, dtype)
-    # boot_transformers(hf_model=...) records the device but does not move the weights.
-    hf_model = hf_model.to(device=device, dtype=dtype)
+    placed = getattr(hf_model, "hf_device_map", None)
+    if placed:
+        # accelerate placed each part; inputs go where the embedding is.
+        offloaded = sorted({str(v) for v in placed.values() if str(v) in ("cpu", "disk")})
+        if offloaded and spec.processing == "compat":
+            raise ModelLoadError(
+                f"--device-map {spec.device_map} put parts of {spec.name!r} on {' and '.join(offloaded)} "
+                f"({_describe_placement(placed)}); TransformerLens folds the compat-processed weights only "
+                "when every part is on a GPU. Fix: --processing raw, or run where the GPUs hold the model"
+            )
+        device = str(_first_device(hf_model))
+    else:
+        # boot_transformers(hf_model=...) records the device but does not move the weights.
+        hf_model = hf_model.to(device=device, dtype=dtype)
     t2 = time.perf_counter()
     # Compat processing is cached on disk (pytest_annotate.fastload) for sources that are local
     # directories: the embedded models' dense copies and local HuggingFace directories.
@@ -655,7 +686,9 @@ def _load_hf(resolved: ResolvedModel, source: str, dtype: torch.dtype) -> tuple[
         # Loaded with add_bos_token=True where TransformerLens would otherwise load it a second time.
         tokenizer = load_tokenizer(source, **kwargs)
         # Safetensors first; a .bin falls back to torch.load(weights_only=True) inside transformers.
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **kwargs)
+        placement = {} if spec.device_map is None else {"device_map": spec.device_map}
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager",
+                                                     **placement, **kwargs)
     except (OSError, ValueError) as e:
         if resolved.kind == "hub":
             raise _hub_load_error(resolved, offline, e) from e
@@ -679,6 +712,18 @@ def _load_hf(resolved: ResolvedModel, source: str, dtype: torch.dtype) -> tuple[
     if not getattr(model.config, "architectures", None):
         model.config.architectures = [type(model).__name__]
     return model, tokenizer
+
+
+def _describe_placement(placed: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for where in placed.values():
+        counts[str(where)] = counts.get(str(where), 0) + 1
+    return ", ".join(f"{n} part{'s' if n > 1 else ''} on {d}" for d, n in counts.items())
+
+
+def _first_device(hf_model: Any) -> Any:
+    """The device of the input embedding of a model that accelerate spread over several devices."""
+    return hf_model.get_input_embeddings().weight.device
 
 
 def _version(dist: str) -> str:

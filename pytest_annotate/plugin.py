@@ -33,6 +33,9 @@ _OPTIONS: list[tuple[str, str, str, Any, str]] = [
     ("--revision", "annotate_revision", "string", None, "HuggingFace revision (branch, tag or commit)"),
     ("--device", "annotate_device", "string", "auto", "auto, cpu, cuda, cuda:N or mps. Default: %(default)s"),
     ("--dtype", "annotate_dtype", "string", "float32", f"{' | '.join(DTYPES)}. Default: %(default)s"),
+    ("--device-map", "annotate_device_map", "string", None,
+     "split a model larger than one GPU over all visible GPUs with accelerate: auto, balanced, "
+     "balanced_low_0 or sequential (instead of --device)"),
     ("--processing", "annotate_processing", "string", "compat",
      "compat: TransformerLens compatibility mode (folded LayerNorm, legacy HookedTransformer numerics); "
      "raw: HuggingFace numerics. Default: %(default)s"),
@@ -93,6 +96,7 @@ def spec_from_config(config: pytest.Config) -> ModelSpec:
         processing=str(option(config, "annotate_processing")),  # type: ignore[arg-type]
         random_weights=bool(option(config, "annotate_random_weights")),
         trust_remote_code=bool(option(config, "annotate_trust_remote_code")),
+        device_map=option(config, "annotate_device_map") or None,
     )
 
 
@@ -139,7 +143,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
               "random": "RANDOM WEIGHTS: plumbing only, verdicts are not judged"}[resolved.kind]
     rev = f", revision {resolved.revision}" if resolved.revision else ""
     return [
-        f"pytest-annotate: model {resolved.model_id} ({source}{rev}), device {spec.device}, "
+        f"pytest-annotate: model {resolved.model_id} ({source}{rev}), "
+        f"{f'device map {spec.device_map}' if spec.device_map else f'device {spec.device}'}, "
         f"dtype {spec.dtype}, processing {spec.processing}",
         f"pytest-annotate: transformer-lens {_version('transformer-lens')}, torch {_version('torch')}, "
         f"transformers {_version('transformers')}",
@@ -219,7 +224,8 @@ def get_lab(config: pytest.Config) -> Any:
     from pytest_annotate.models import load
 
     resolved = config.stash[RESOLVED]
-    if resolved.spec.device in ("cuda", "auto") and os.environ.get("PYTEST_XDIST_WORKER"):
+    if (resolved.spec.device in ("cuda", "auto") and resolved.spec.device_map is None
+            and os.environ.get("PYTEST_XDIST_WORKER")):
         import torch
 
         n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

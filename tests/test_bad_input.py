@@ -79,6 +79,9 @@ def test_unknown_or_misspelt_model_names(name: str, fragments: list[str]) -> Non
         (dict(dtype="float64"), ["dtype 'float64' is not supported", "float32, bfloat16, float16"]),
         (dict(processing="folded"), ["processing 'folded' is not supported", "compat", "raw"]),
         (dict(device="tpu"), ["device 'tpu' is not valid", "auto, cpu, cuda, cuda:N or mps"]),
+        (dict(device_map="everywhere"), ["device map 'everywhere' is not valid", "auto, balanced, balanced_low_0, sequential"]),
+        (dict(device="cuda:0", device_map="auto"), ["either --device (cuda:0) or --device-map (auto), not both"]),
+        (dict(random_weights=True, device_map="auto"), ["--device-map needs real weights", "--random-weights"]),
     ],
 )
 def test_invalid_model_options(spec: dict, fragments: list[str]) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from pytest_annotate import ModelLoadError, ModelSpec, ModelSpecError, load_model, resolve
 from pytest_annotate.models import EMBEDDED, cache_root, dense_copy
@@ -91,3 +92,24 @@ def test_embedded_dense_copy_is_keyed_by_the_gguf_sha256(model) -> None:
 
 def test_trust_remote_code_is_off_by_default() -> None:
     assert ModelSpec().trust_remote_code is False
+
+
+def test_a_device_map_load_gives_the_same_numbers(tiny_gpt2, tiny_gpt2_dir) -> None:
+    """--device-map hands placement to accelerate (on this CPU-only machine: all on the CPU); the
+    Lab then feeds inputs to the embedding's device. Same logits as a plain load, both processings."""
+    from pytest_annotate import load_model
+
+    for processing, plain in (("compat", tiny_gpt2), ("raw", load_model(str(tiny_gpt2_dir), device="cpu", processing="raw"))):
+        mapped = load_model(str(tiny_gpt2_dir), device_map="auto", processing=processing)
+        assert mapped.resolved.spec.device_map == "auto" and mapped.device == "cpu"
+        torch.testing.assert_close(mapped.run("1 2 3 4"), plain.run("1 2 3 4"), rtol=0, atol=1e-6)
+
+
+def test_the_device_map_option_reaches_the_load(pytester, tiny_gpt2_dir) -> None:
+    pytester.makepyfile("""
+        def test_mapped(model):
+            assert model.resolved.spec.device_map == "balanced"
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--device-map", "balanced")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["pytest-annotate: model tiny-gpt2 (*), device map balanced, *"])
