@@ -52,16 +52,15 @@ deleted when a new one is written. Entries are written atomically under a file l
 xdist workers process a model once and the others map the result. An entry is a valid safetensors
 file (one tensor per storage, the layouts in its metadata), ~1.7 GB for Gemma 3 270M in float32.
 
->>> from pytest_annotate.fastload import boot_bridge, load_tokenizer   # doctest: +SKIP
+>>> from pytest_annotate.fastload import boot, load_tokenizer          # doctest: +SKIP
 >>> tok = load_tokenizer(src)                                             # doctest: +SKIP
->>> bridge = boot_bridge(src, hf_model, tok, device="cpu", dtype=torch.float32,
-...                      processing="compat", cache_dir=cache_root() / "processed")  # doctest: +SKIP
+>>> bridge = boot(src, hf_model, tok, device="cpu", dtype=torch.float32,
+...             processing="compat", cache_dir=cache_root() / "processed").bridge  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import inspect
@@ -70,10 +69,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pytest_annotate.filelock import file_lock
 
 if TYPE_CHECKING:
     import torch
@@ -128,41 +128,6 @@ class BootResult:
     path: Path | None = None
 
 
-def boot_bridge(
-    source_dir: str | os.PathLike[str],
-    hf_model: Any,
-    tokenizer: Any,
-    *,
-    device: str,
-    dtype: torch.dtype,
-    processing: str = "compat",
-    cache_dir: Path | None = None,
-    trust_remote_code: bool = False,
-    mmap: bool = True,
-) -> TransformerBridge:
-    """``boot_transformers`` + ``enable_compatibility_mode``, from the processed-weights cache when it can.
-
-    Returns the same bridge as::
-
-        bridge = TransformerBridge.boot_transformers(source_dir, hf_model=hf_model, tokenizer=tokenizer,
-                                                     device=device, dtype=dtype, trust_remote_code=...)
-        if processing == "compat":
-            bridge.enable_compatibility_mode(disable_warnings=True)
-
-    ``hf_model`` must be the model ``from_pretrained(source_dir)`` gave, unmodified and already on
-    ``device``/``dtype``. With ``cache_dir=None`` or ``processing="raw"`` it is exactly the code
-    above. The caller still calls ``bridge.eval()``. See :func:`boot` for the timings.
-
-    ``mmap`` (CPU only): on a cache hit, map the processed weights from the cache file copy-on-write
-    (as transformers maps the raw weights) instead of reading them into fresh memory; pages are
-    read on first use, so weights a session never touches (most embedding rows) cost no RAM.
-    """
-    return boot(
-        source_dir, hf_model, tokenizer, device=device, dtype=dtype, processing=processing,
-        cache_dir=cache_dir, trust_remote_code=trust_remote_code, mmap=mmap,
-    ).bridge
-
-
 def boot(
     source_dir: str | os.PathLike[str],
     hf_model: Any,
@@ -175,7 +140,24 @@ def boot(
     trust_remote_code: bool = False,
     mmap: bool = True,
 ) -> BootResult:
-    """:func:`boot_bridge`, also saying whether the cache was used and how long each step took."""
+    """``boot_transformers`` + ``enable_compatibility_mode``, from the processed-weights cache when it can.
+
+    Returns the same bridge as::
+
+        bridge = TransformerBridge.boot_transformers(source_dir, hf_model=hf_model, tokenizer=tokenizer,
+                                                     device=device, dtype=dtype, trust_remote_code=...)
+        if processing == "compat":
+            bridge.enable_compatibility_mode(disable_warnings=True)
+
+    ``hf_model`` must be the model ``from_pretrained(source_dir)`` gave, unmodified and already on
+    ``device``/``dtype``. With ``cache_dir=None`` or ``processing="raw"`` it is exactly the code
+    above. The caller still calls ``bridge.eval()``. The :class:`BootResult` also says whether the
+    cache was used and how long each step took.
+
+    ``mmap`` (CPU only): on a cache hit, map the processed weights from the cache file copy-on-write
+    (as transformers maps the raw weights) instead of reading them into fresh memory; pages are
+    read on first use, so weights a session never touches (most embedding rows) cost no RAM.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
     t0 = time.perf_counter()
@@ -199,7 +181,7 @@ def boot(
     path = Path(cache_dir) / f"{slot}.safetensors"
     state = _read_entry(path, key, device, mmap)
     if state is None:
-        with _file_lock(Path(cache_dir) / f".{slot}.lock"):
+        with file_lock(Path(cache_dir) / f".{slot}.lock"):
             state = _read_entry(path, key, device, mmap)  # another worker may have written it meanwhile
             if state is None:
                 status = _process_and_record(bridge, path, key, str(Path(source_dir).resolve()))
@@ -663,17 +645,6 @@ def _contiguous_strides(size: list[int]) -> list[int]:
 
 
 # --------------------------------------------------------------------------- files
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _prune(cache_dir: Path) -> None:

@@ -351,8 +351,7 @@ def _forward_tally(
         if f"blocks.{layer}.ln1_post.hook_scale" in bridge.hook_dict:  # Gemma's post-attention norm
             hooks.append((f"blocks.{layer}.ln1_post.hook_scale", on_post_scale))
     hooks += [("ln_final.hook_scale", on_final_scale), ("unembed.hook_in", _stop)]
-    lab.stats.record(tokens.shape, kind="no_unembed")
-    with torch.inference_mode():
+    with lab.stats.timed(tokens.shape, kind="no_unembed"), torch.inference_mode():
         bridge.run_with_hooks(tokens.to(lab.device), fwd_hooks=hooks)
     if any(p is None for p in partial) or not final_scale:
         raise RuntimeError(

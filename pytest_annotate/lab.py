@@ -21,7 +21,9 @@ Nothing here knows about pytest: a Lab is usable from a notebook.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import contextlib
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
@@ -42,7 +44,7 @@ Prompt = Union[str, Sequence[int], Tensor]
 FwdHook = tuple[str, Callable[..., Any]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ForwardPass:
     """One executed forward pass, as the benchmark needs it to replay the suite's forward floor."""
 
@@ -57,6 +59,8 @@ class ForwardPass:
     repeat: bool = False
     """The identical pass (same tokens, intervention, hook names) had already run this session: the
     memo had evicted it. Repeats are overhead, not part of the forward floor."""
+    seconds: float = 0.0
+    """Wall time of the pass, hooks included (host time: on CUDA, until the last kernel is queued)."""
 
 
 @dataclass
@@ -70,6 +74,16 @@ class ForwardStats:
     passes: list[ForwardPass] = field(default_factory=list)
     """Every executed pass, in order: the benchmark replays the non-repeats as the forward floor."""
     _seen: set[Hashable] = field(default_factory=set, repr=False)
+
+    @contextlib.contextmanager
+    def timed(self, tokens_shape: Sequence[int], identity: Hashable | None = None, **kind: Any) -> Iterator[ForwardPass]:
+        """:meth:`record` a pass and time the ``with`` block that runs it."""
+        fp = self.record(tokens_shape, identity, **kind)
+        t0 = time.perf_counter()
+        try:
+            yield fp
+        finally:
+            fp.seconds = time.perf_counter() - t0
 
     def record(self, tokens_shape: Sequence[int], identity: Hashable | None = None, **kind: Any) -> ForwardPass:
         """Count one executed pass. ``identity`` names what it computed (None: not identifiable,
@@ -347,11 +361,8 @@ class Lab:
         ``answer_positions``: say so when a hook unembeds only the last N positions (for the
         benchmark's replay of the forward floor; it does not change what runs).
         """
-        if answer_positions is None:
-            self.stats.record(tokens.shape, _identity)
-        else:
-            self.stats.record(tokens.shape, _identity, kind="answer_logits", answer_positions=answer_positions)
-        with torch.inference_mode():
+        kind = {} if answer_positions is None else {"kind": "answer_logits", "answer_positions": answer_positions}
+        with self.stats.timed(tokens.shape, _identity, **kind), torch.inference_mode():
             if fwd_hooks:
                 # run_with_hooks removes its hooks on exit, even when the forward raises.
                 out = self.bridge.run_with_hooks(tokens.to(self.device), fwd_hooks=list(fwd_hooks))
@@ -397,9 +408,9 @@ class Lab:
             missing = [n for n in missing if n not in have]
         if missing is None or missing:
             names_key = None if missing is None else tuple(sorted(missing))
-            self.stats.record((1, toks.shape[0]), ("cache", tkey, names_key), kind="cache", names=names_key)
             names_filter = None if missing is None else (lambda n, _m=frozenset(missing): n in _m)
-            with torch.inference_mode():
+            with self.stats.timed((1, toks.shape[0]), ("cache", tkey, names_key), kind="cache", names=names_key), \
+                    torch.inference_mode():
                 logits, new = self.bridge.run_with_cache(toks[None], names_filter=names_filter)
             have = {**have, **{k: v.detach() for k, v in new.items()}}
             self._memo.put(("cache", tkey), have)
@@ -451,9 +462,9 @@ class Lab:
     def fingerprint(self) -> tuple[float, ...]:
         """A cheap fingerprint of the weights: a strided sum of each parameter (in float64)."""
         with torch.inference_mode():
-            return tuple(
-                float(p.detach().flatten()[:: 1 + p.numel() // 4096].double().sum()) for p in self.bridge.parameters()
-            )
+            sums = [p.detach().flatten()[:: 1 + p.numel() // 4096].sum(dtype=torch.float64)
+                    for p in self.bridge.parameters()]
+            return tuple(torch.stack([s.to(sums[0].device) for s in sums]).tolist()) if sums else ()
 
     def weights_changed(self) -> list[str]:
         """Names of parameters whose fingerprint differs from the one taken at load."""

@@ -24,7 +24,6 @@ Four kinds of source are understood:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pytest_annotate.errors import ModelLoadError, ModelSpecError, close_matches
+from pytest_annotate.filelock import file_lock
 
 if TYPE_CHECKING:
     import torch
@@ -410,18 +410,6 @@ def _atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock, so that two xdist workers never convert the same file at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _sha256_cached(path: Path) -> str:
     """The file's sha256, remembered by (path, size, mtime) so a warm load does not re-hash it."""
     st = path.stat()
@@ -453,7 +441,7 @@ def dense_copy(emb: EmbeddedModel) -> Path:
     target = root / "models" / f"{emb.model_id}-{sha[:16]}"
     if (target / "config.json").exists():
         return target
-    with _file_lock(root / "models" / f".{emb.model_id}.lock"):
+    with file_lock(root / "models" / f".{emb.model_id}.lock"):
         if (target / "config.json").exists():  # another worker converted it while we waited
             return target
         import torch

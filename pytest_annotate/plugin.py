@@ -231,8 +231,9 @@ def get_lab(config: pytest.Config) -> Any:
         n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         device = worker_device(resolved.spec.device, os.environ["PYTEST_XDIST_WORKER"], n_gpus)
         resolved = dataclasses.replace(resolved, spec=dataclasses.replace(resolved.spec, device=device))
-    if not option(config, "annotate_nondeterministic"):
-        config.stash[_TORCH_FLAGS] = use_deterministic_algorithms()
+    deterministic = not option(config, "annotate_nondeterministic")
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: before the load
     try:
         lab = load(resolved)
     except AnnotateError as e:
@@ -241,25 +242,26 @@ def get_lab(config: pytest.Config) -> Any:
     except Exception as e:  # noqa: BLE001 - anything else from transformers/torch gets the same treatment
         pytest.exit(f"pytest-annotate could not load the model {config.stash[RESOLVED].spec.name!r}: "
                     f"{type(e).__name__}: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
+    if deterministic:
+        # After the load, which imports torch._inductor anyway (the flag setter imports it: ~1 s).
+        config.stash[_TORCH_FLAGS] = use_deterministic_algorithms()
     config.stash[LAB] = lab
     return lab
 
 
 def use_deterministic_algorithms() -> tuple[bool, bool, bool]:
-    """Ask torch for deterministic kernels, before the model (and CUDA) is first used; return the
-    previous ``(deterministic, warn_only, cudnn.benchmark)`` so the session can restore them.
+    """Ask torch for deterministic kernels before any test runs the model; return the previous
+    ``(deterministic, warn_only, cudnn.benchmark)`` so the session can restore them.
 
     On CPU this changes nothing measurable; on CUDA it makes cuBLAS and scatter/index kernels give the
-    same bits in every run, which needs ``CUBLAS_WORKSPACE_CONFIG`` set before cuBLAS starts.
-    ``warn_only``: an op with no deterministic kernel warns rather than failing the suite.
+    same bits in every run, which also needs ``CUBLAS_WORKSPACE_CONFIG`` set before cuBLAS starts
+    (:func:`get_lab` sets it before loading). ``warn_only``: an op with no deterministic kernel warns
+    rather than failing the suite.
     """
-    import os
-
     import torch
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     return before

@@ -27,7 +27,7 @@ import random
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from hypothesis import strategies as st
 
@@ -246,12 +246,26 @@ def ordinary_token_ids(lab: Lab) -> tuple[int, ...]:
     if lab not in _ORDINARY:
         tokenizer = lab.bridge.tokenizer
         skip = set(getattr(tokenizer, "added_tokens_decoder", {}) or {}) | set(tokenizer.all_special_ids)
-        texts = tokenizer.batch_decode([[i] for i in range(lab.d_vocab)])
+        texts = _decode_each(tokenizer, lab.d_vocab)
         _ORDINARY[lab] = tuple(
             i for i, text in enumerate(texts)
             if i not in skip and text.strip() and text.isprintable() and "\ufffd" not in text
         )  # fmt: skip
     return _ORDINARY[lab]
+
+
+def _decode_each(tokenizer: Any, n: int) -> list[str]:
+    """``tokenizer.batch_decode([[0], [1], ..., [n - 1]])``, in one call into a fast tokenizer's Rust
+    backend where there is one (2x faster for Gemma's 262k tokens: transformers' per-item Python
+    wrapper is most of the cost); tests/test_strategies.py checks both give the same texts."""
+    ids = [[i] for i in range(n)]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "decode_batch"):
+        return list(tokenizer.batch_decode(ids))
+    texts = backend.decode_batch(ids, skip_special_tokens=False)
+    if getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        texts = [tokenizer.clean_up_tokenization(t) for t in texts]
+    return texts
 
 
 def repeated_random_tokens(

@@ -204,6 +204,15 @@ def test_ordinary_tokens_leave_out_special_and_partial_tokens(tiny_gpt2, model) 
     # byte pieces, partial characters and whitespace-only tokens are left out
 
 
+def test_the_fast_vocabulary_decode_equals_batch_decode(tiny_gpt2, model) -> None:
+    from pytest_annotate.strategies import _decode_each
+
+    for lab in (tiny_gpt2, model):
+        tokenizer = lab.bridge.tokenizer
+        assert tokenizer.backend_tokenizer is not None  # the fast path is the one under test
+        assert _decode_each(tokenizer, lab.d_vocab) == tokenizer.batch_decode([[i] for i in range(lab.d_vocab)])
+
+
 def test_a_lab_gives_its_bos_and_its_context_limit(tiny_gpt2) -> None:
     seq = find(repeated_random_tokens(tiny_gpt2, min_len=3, max_len=5), lambda r: True, settings=NO_DB)
     assert seq.tokens[0] == tiny_gpt2.bridge.tokenizer.bos_token_id and seq.offset == 1

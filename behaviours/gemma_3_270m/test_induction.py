@@ -29,7 +29,8 @@ def halves_loss(model, rows, intervention=None):
         logp = logits[:-1].log_softmax(-1)  # float32: a float64 copy of 100 x 262k logits is 200 MB
         target = row[1:]
         nll = -logp.gather(-1, target[:, None])[:, 0].double()
-        hit = (logits[:-1].argmax(-1) == target).double()
+        # top-1: the target's logit is the row's maximum (amax is ~5x faster than argmax over 262k logits)
+        hit = (logits[:-1].gather(-1, target[:, None])[:, 0] >= logits[:-1].amax(-1)).double()
         out.append((nll[:N].mean(), nll[N + 1:].mean(), hit[:N].mean(), hit[N + 1:].mean()))
     return [float(torch.stack(col).mean()) for col in zip(*out)]
 
