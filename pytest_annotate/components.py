@@ -28,7 +28,7 @@ the loaded model, raises :class:`~pytest_annotate.errors.ComponentError` listing
 >>> parse_component("L12", shape)
 Traceback (most recent call last):
 ...
-pytest_annotate.errors.ComponentError: 'L12': layer 12 is out of range: gpt2-small has 12 layers (0..11). Valid: L0..L11, attn0..attn11, MLP0..MLP11, L0H0..L11H11, embed, pos_embed, ranges like L0-L7, attn0-7, MLP0-MLP8.
+pytest_annotate.errors.ComponentError: 'L12': layer 12 is out of range: gpt2-small has 12 layers (0..11). Valid: L0..L11, attn0..attn11, MLP0..MLP11, L0H0..L11H11, embed, pos_embed, ranges like L0-L7, attn0-7, MLP5-MLP11.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ class ModelShape:
         names = [f"L0..L{last}", f"attn0..attn{last}", f"MLP0..MLP{last}", f"L0H0..L{last}H{heads}", "embed"]
         if self.has_pos_embed:
             names.append("pos_embed")
-        names.append("ranges like L0-L7, attn0-7, MLP0-MLP8")
+        if last >= 1:  # examples inside this model's range
+            names.append(f"ranges like L0-L{min(last, 7)}, attn0-{min(last, 7)}, MLP{last // 2}-MLP{last}")
         return ", ".join(names)
 
 

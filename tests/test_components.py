@@ -151,3 +151,10 @@ def test_empty_and_odd_inputs_are_rejected():
         parse_components("", GPT2_SMALL)
     with pytest.raises(ComponentError, match="not 9"):
         parse_components([9], GPT2_SMALL)  # type: ignore[list-item]
+
+
+def test_the_range_examples_in_error_messages_fit_the_model(tiny_gpt2):
+    valid = ModelShape.of(tiny_gpt2).valid_names()  # 2 layers
+    assert "ranges like L0-L1, attn0-1, MLP0-MLP1" in valid and "L7" not in valid
+    with pytest.raises(ComponentError, match=r"ranges like L0-L1, attn0-1, MLP0-MLP1"):
+        parse_components("L5", ModelShape.of(tiny_gpt2))
