@@ -242,16 +242,16 @@ def get_lab(config: pytest.Config) -> Any:
     except Exception as e:  # noqa: BLE001 - anything else from transformers/torch gets the same treatment
         pytest.exit(f"pytest-annotate could not load the model {config.stash[RESOLVED].spec.name!r}: "
                     f"{type(e).__name__}: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
-    if deterministic:
-        # After the load, which imports torch._inductor anyway (the flag setter imports it: ~1 s).
-        config.stash[_TORCH_FLAGS] = use_deterministic_algorithms()
+    # After the load, which imports torch._inductor anyway (the flag setter imports it: ~1 s).
+    config.stash[_TORCH_FLAGS] = use_deterministic_algorithms(deterministic)
     config.stash[LAB] = lab
     return lab
 
 
-def use_deterministic_algorithms() -> tuple[bool, bool, bool]:
-    """Ask torch for deterministic kernels before any test runs the model; return the previous
-    ``(deterministic, warn_only, cudnn.benchmark)`` so the session can restore them.
+def use_deterministic_algorithms(on: bool = True) -> tuple[bool, bool, bool]:
+    """Ask torch for deterministic kernels (or, with ``on=False``, allow the others: ``--nondeterministic``)
+    before any test runs the model; return the previous ``(deterministic, warn_only, cudnn.benchmark)``
+    so the session can restore them.
 
     On CPU this changes nothing measurable; on CUDA it makes cuBLAS and scatter/index kernels give the
     same bits in every run, which also needs ``CUBLAS_WORKSPACE_CONFIG`` set before cuBLAS starts
@@ -262,7 +262,7 @@ def use_deterministic_algorithms() -> tuple[bool, bool, bool]:
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(on, warn_only=True)
     torch.backends.cudnn.benchmark = False
     return before
 

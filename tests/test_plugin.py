@@ -151,7 +151,7 @@ def test_model_tests_are_seeded_and_deterministic(pytester: pytest.Pytester, tin
             assert random.Random(7).random() == random.random()
             assert torch.equal(torch.rand(3), torch.rand(3, generator=torch.Generator().manual_seed(7)))
     """)
-    before = torch.are_deterministic_algorithms_enabled()
+    before, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu", "--annotate-seed", "7").assert_outcomes(passed=2)
     assert torch.are_deterministic_algorithms_enabled() == before, "the session must restore torch's flags"
     pytester.makepyfile(test_fast="""
@@ -160,8 +160,13 @@ def test_model_tests_are_seeded_and_deterministic(pytester: pytest.Pytester, tin
         def test_flag(model):
             assert not torch.are_deterministic_algorithms_enabled()
     """)
-    pytester.runpytest("test_fast.py", "--model", str(tiny_gpt2_dir), "--device", "cpu",
-                       "--nondeterministic").assert_outcomes(passed=1)
+    torch.use_deterministic_algorithms(True)  # as after an earlier session: --nondeterministic turns it off
+    try:
+        pytester.runpytest("test_fast.py", "--model", str(tiny_gpt2_dir), "--device", "cpu",
+                           "--nondeterministic").assert_outcomes(passed=1)
+        assert torch.are_deterministic_algorithms_enabled(), "and gives it back after the session"
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
     result = pytester.runpytest("--model", str(tiny_gpt2_dir), "--annotate-seed", "abc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--annotate-seed 'abc' is not a whole number*"])
