@@ -42,7 +42,7 @@ from torch import Tensor
 
 from pytest_annotate.errors import PromptError
 from pytest_annotate.lab import FwdHook, Lab, Prompt
-from pytest_annotate.results import Result, TokenScore, fmt_prob, fmt_prompt, fmt_token, kind
+from pytest_annotate.results import Result, TokenScore, asserting, fmt_prob, fmt_prompt, fmt_token, kind
 from pytest_annotate.scoring import answer_positions, score_from_logits, teacher_forced_tokens
 
 Answer = str | int | Sequence[int]
@@ -439,31 +439,18 @@ def check_top_token(
     return TopTokenResult(**_fields(p), k=k, min_prob=None if min_prob is None else float(min_prob), passed=passed)
 
 
-def assert_top_token(
-    model: Lab,
-    prompt: Prompt,
-    answer: Answer,
-    *,
-    k: int = 1,
-    min_prob: float | None = None,
-    bos: bool | None = None,
-    intervention: InterventionLike | None = None,
-    fwd_hooks: Sequence[FwdHook] = (),
-    key: Hashable | None = None,
-) -> TopTokenResult:
+assert_top_token = asserting(
+    check_top_token,
+    "assert_top_token",
     """Assert that ``answer`` is among the top ``k`` tokens after ``prompt`` (see :func:`check_top_token`).
 
-    Raises :class:`~pytest_annotate.errors.VerdictError` with the report when it is not; returns
-    the result when it is.
+Raises :class:`~pytest_annotate.errors.VerdictError` with the report when it is not; returns
+the result when it is.
 
-    >>> assert_top_token(model, "January February March April", " May")   # doctest: +SKIP
-    >>> assert_top_token(model, "1 2 3 4", " 5", min_prob=0.5)             # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_top_token(model, prompt, answer, k=k, min_prob=min_prob, bos=bos, intervention=intervention,
-                             fwd_hooks=fwd_hooks, key=key)
-    result.raise_if_failed()
-    return result
+>>> assert_top_token(model, "January February March April", " May")   # doctest: +SKIP
+>>> assert_top_token(model, "1 2 3 4", " 5", min_prob=0.5)             # doctest: +SKIP
+""",
+)
 
 
 def _fields(p: Prediction) -> dict[str, object]:
@@ -538,27 +525,14 @@ def check_rank(
     return RankResult(**_fields(p), claimed_rank=rank, max_rank=max_rank, passed=passed)
 
 
-def assert_rank(
-    model: Lab,
-    prompt: Prompt,
-    answer: Answer,
-    *,
-    rank: int | None = None,
-    max_rank: int | None = None,
-    bos: bool | None = None,
-    intervention: InterventionLike | None = None,
-    fwd_hooks: Sequence[FwdHook] = (),
-    key: Hashable | None = None,
-) -> RankResult:
+assert_rank = asserting(
+    check_rank,
+    "assert_rank",
     """Assert the answer's exact ``rank`` or its ``max_rank`` (see :func:`check_rank`).
 
-    >>> assert_rank(model, "1 2 3 4", " 5", rank=4, intervention=keep("L0-L7"))   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_rank(model, prompt, answer, rank=rank, max_rank=max_rank, bos=bos, intervention=intervention,
-                        fwd_hooks=fwd_hooks, key=key)
-    result.raise_if_failed()
-    return result
+>>> assert_rank(model, "1 2 3 4", " 5", rank=4, intervention=keep("L0-L7"))   # doctest: +SKIP
+""",
+)
 
 
 # --------------------------------------------------------------------------- probability
@@ -632,27 +606,14 @@ def check_prob(
     )
 
 
-def assert_prob(
-    model: Lab,
-    prompt: Prompt,
-    answer: Answer,
-    *,
-    min_prob: float | None = None,
-    max_prob: float | None = None,
-    bos: bool | None = None,
-    intervention: InterventionLike | None = None,
-    fwd_hooks: Sequence[FwdHook] = (),
-    key: Hashable | None = None,
-) -> ProbResult:
+assert_prob = asserting(
+    check_prob,
+    "assert_prob",
     """Assert bounds on the answer's probability (see :func:`check_prob`).
 
-    >>> assert_prob(model, "A B C D", " E", min_prob=0.5)   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_prob(model, prompt, answer, min_prob=min_prob, max_prob=max_prob, bos=bos,
-                        intervention=intervention, fwd_hooks=fwd_hooks, key=key)
-    result.raise_if_failed()
-    return result
+>>> assert_prob(model, "A B C D", " E", min_prob=0.5)   # doctest: +SKIP
+""",
+)
 
 
 # --------------------------------------------------------------------------- logit difference
@@ -821,26 +782,12 @@ def check_logit_diff(
     )
 
 
-def assert_logit_diff(
-    model: Lab,
-    prompt: Prompt,
-    answer: Answer,
-    other: Answer,
-    *,
-    min_diff: float | None = None,
-    max_diff: float | None = None,
-    bos: bool | None = None,
-    intervention: InterventionLike | None = None,
-    fwd_hooks: Sequence[FwdHook] = (),
-    key: Hashable | None = None,
-) -> LogitDiffResult:
+assert_logit_diff = asserting(
+    check_logit_diff,
+    "assert_logit_diff",
     """Assert bounds on ``logit(answer) - logit(other)`` (see :func:`check_logit_diff`).
 
-    >>> assert_logit_diff(model, "When Mary and John went to the store, John gave a drink to",
-    ...                   " Mary", " John", min_diff=1.0)                                    # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_logit_diff(model, prompt, answer, other, min_diff=min_diff, max_diff=max_diff, bos=bos,
-                              intervention=intervention, fwd_hooks=fwd_hooks, key=key)
-    result.raise_if_failed()
-    return result
+>>> assert_logit_diff(model, "When Mary and John went to the store, John gave a drink to",
+...                   " Mary", " John", min_diff=1.0)                                    # doctest: +SKIP
+""",
+)

@@ -17,9 +17,10 @@ does not already say it (``rank``, ``prob``, ``logit``... are recognised by name
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pytest_annotate.errors import VerdictError
 
@@ -60,6 +61,28 @@ class Result:
         if not self.passed:
             head = f"{claim}\n\n" if claim else ""
             raise VerdictError(head + self.report(), result=self)
+
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=Result)
+
+
+def asserting(check: Callable[P, R], name: str, doc: str) -> Callable[P, R]:
+    """The ``assert_*`` twin of a ``check_*`` function: the same arguments and result, but a verdict
+    against the claim raises :class:`VerdictError` with the report. One wrapper for all such pairs,
+    so their signatures cannot drift apart; ``inspect.signature`` shows the check's arguments.
+    """
+
+    @functools.wraps(check)
+    def assert_(*args: P.args, **kwargs: P.kwargs) -> R:
+        __tracebackhide__ = True
+        result = check(*args, **kwargs)
+        result.raise_if_failed()
+        return result
+
+    assert_.__name__ = assert_.__qualname__ = name
+    assert_.__doc__ = doc
+    return assert_
 
 
 def kind(name: str) -> dict[str, str]:
