@@ -142,11 +142,12 @@ class _LRU:
         if key in self._items:
             del self._items[key]
             self.bytes -= self._sizes.pop(key)
-        if self._size(value) > self.max_bytes // 4:
+        size = self._size(value)
+        if size > self.max_bytes // 4:
             return
         self._items[key] = value
-        self._sizes[key] = self._size(value)
-        self.bytes += self._sizes[key]
+        self._sizes[key] = size
+        self.bytes += size
         large = self.max_bytes // 16
         while self.bytes > self.max_bytes:
             older = [k for k in self._items if k != key]
@@ -337,14 +338,14 @@ class Lab:
         """
         toks = self.tokens(prompt, bos=bos)
         memo_key = (tuple(toks.tolist()), key if fwd_hooks else None)
+        memoizable = not fwd_hooks or key is not None
         self.stats.requested += 1
-        if not fwd_hooks or key is not None:
+        if memoizable:
             hit = self._memo.get(("logits", memo_key))
             if hit is not None:
                 return hit
-        identity = ("run", memo_key) if not fwd_hooks or key is not None else None
-        logits = self.run_batch(toks[None], fwd_hooks=fwd_hooks, _identity=identity)[0]
-        if not fwd_hooks or key is not None:
+        logits = self.run_batch(toks[None], fwd_hooks=fwd_hooks, _identity=("run", memo_key) if memoizable else None)[0]
+        if memoizable:
             self._memo.put(("logits", memo_key), logits)
         return logits
 
