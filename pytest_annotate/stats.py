@@ -149,6 +149,11 @@ class Interval:
     note: str = ""
     """A caveat printed after the method: "all values equal", "BCa was degenerate"."""
 
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"Interval low={self.low!r} > high={self.high!r}: give low <= high")
+        _confidence(self.confidence)
+
     @property
     def is_rate(self) -> bool:
         return self.k is not None

@@ -457,6 +457,13 @@ def test_judge_uses_the_whole_interval_at_its_edges() -> None:
     assert judge(r, 0.95).verdict == "fails" and judge(r, 0.65, "<=").verdict == "fails"
 
 
+def test_an_interval_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="low=0.9 > high=0.7"):
+        Interval(0.9, 0.7, "Wilson", 0.95, 0.8)
+    with pytest.raises(ValueError, match="confidence=1.5"):
+        Interval(0.1, 0.7, "Wilson", 1.5, 0.4)
+
+
 def test_judge_messages() -> None:
     r = rate_interval(27, 30, label="top-1", items="held-out items")
     assert str(judge(r, 0.7)).endswith("; the whole interval is >= 70.0%")
