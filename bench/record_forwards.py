@@ -22,7 +22,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_annotate.plugin import LAB
+    from pytest_annotate.plugin.core import LAB
 
     lab = session.config.stash.get(LAB, None)
     out = {

@@ -100,8 +100,8 @@ def forward_floor(passes: list[dict], threads: int) -> tuple[float, int, float]:
     import torch
 
     import pytest_annotate
-    from pytest_annotate.head_roles import _stop
-    from pytest_annotate.sweeps import _keep_last_positions
+    from pytest_annotate.scoring.head_scores import _stop
+    from pytest_annotate.scoring.sweeps import _keep_last_positions
 
     torch.set_num_threads(threads)
     lab = pytest_annotate.load_model("gemma-3-270m", device="cpu")
@@ -136,10 +136,10 @@ def bench_sweep(threads: int) -> dict:
     import torch
 
     import pytest_annotate
-    from pytest_annotate.interventions import ablate
-    from pytest_annotate.scoring import score_answer
-    from pytest_annotate.components import all_components
-    from pytest_annotate.sweeps import sweep
+    from pytest_annotate.interventions.ablations import ablate
+    from pytest_annotate.scoring.answers import score_answer
+    from pytest_annotate.interventions.components import all_components
+    from pytest_annotate.scoring.sweeps import sweep
 
     torch.set_num_threads(threads)
     lab = pytest_annotate.load_model("gemma-3-270m", device="cpu")

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from transformer_lens.ActivationCache import ActivationCache
     from transformer_lens.model_bridge import TransformerBridge
 
-    from pytest_annotate.models import LoadTiming, ResolvedModel
+    from pytest_annotate.models.load import LoadTiming
+    from pytest_annotate.models.spec import ResolvedModel
 
 Prompt = Union[str, Sequence[int], Tensor]
 """A prompt: text (tokenized with the BOS policy), or token ids used as they are."""

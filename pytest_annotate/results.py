@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, Literal, ParamSpec, TypeAlias, TypeVar, get_args
 
 from pytest_annotate.errors import VerdictError
 
@@ -29,13 +30,71 @@ from pytest_annotate.errors import VerdictError
 RECORDERS: list[Callable[[Result], None]] = []
 
 
+#: A claim's verdict. Single-prompt checks hold or fail; a claim over a family is judged with an
+#: interval and may also be inconclusive (the interval straddles the claim's bound).
+Verdict: TypeAlias = Literal["holds", "fails", "inconclusive"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+#: The one headline style: the verdict's word, the claim, the measured numbers.
+VERDICT_WORDS: dict[Verdict, str] = {"holds": "PASSED", "fails": "FAILED", "inconclusive": "INCONCLUSIVE"}
+
+
+def verdict_headline(verdict: Verdict | bool, claim: str, measured: str) -> str:
+    """The report's first line, also pytest's one-line summary of a failure: verdict, claim, key number.
+
+    >>> verdict_headline("fails", "' May' is top-1 after 'January February March April'", "rank 3")
+    "FAILED  ' May' is top-1 after 'January February March April': rank 3"
+    """
+    if isinstance(verdict, bool):
+        verdict = "holds" if verdict else "fails"
+    return f"{VERDICT_WORDS[verdict]}  {claim}" + (f": {measured}" if measured else "")
+
+
+def hint_lines(hints: Sequence[str]) -> list[str]:
+    """Next steps under a failed verdict, the first one labelled ``next``."""
+    return [f"  {'next' if i == 0 else '':<8}  {h}" for i, h in enumerate(hints)]
+
+
 class Result:
-    """Mixin for check results. Subclasses are ``@dataclass(frozen=True, eq=False)`` with ``passed``."""
+    """The contract of every check's result. Subclasses are ``@dataclass(frozen=True, eq=False)``
+    with a ``passed`` field and define:
+
+    * :attr:`claim` (a property): the claim in one sentence, e.g. ``' May' is top-1 after '...'``;
+    * :meth:`measured`: the measured key numbers in one phrase, e.g. ``rank 0, prob 96.17%``;
+    * :meth:`report`: the full report, whose first line is :meth:`headline`;
+    * :meth:`measurements`: the key numbers as :class:`Measurement` values, with the claim's bound
+      (read by the HTML/Markdown report and the checkpoint trajectories).
+
+    :attr:`verdict` is ``holds``/``fails`` from ``passed`` (family results add ``inconclusive``).
+    Results that measure without claiming anything (a sweep, a table of head scores) set
+    ``judged = False``: their ``passed`` is not a verdict.
+    """
 
     passed: bool
+    #: False for results that only measure (no claim, so ``passed`` is always true and means nothing).
+    judged: ClassVar[bool] = True
+
+    @property
+    def claim(self) -> str:  # pragma: no cover - every judged subclass overrides it
+        raise NotImplementedError
+
+    def measured(self) -> str:
+        """The measured key numbers, in one phrase (the headline's tail)."""
+        return ", ".join(m.name + " " + m.value_text for m in self.measurements() if m.primary)
+
+    @property
+    def verdict(self) -> Verdict:
+        return "holds" if self.passed else "fails"
+
+    def headline(self) -> str:
+        """``PASSED|FAILED|INCONCLUSIVE  <claim>: <measured>``, the first line of every report."""
+        return verdict_headline(self.verdict, self.claim, self.measured())
 
     def report(self) -> str:  # pragma: no cover - every subclass overrides it
         raise NotImplementedError
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        """The key numbers, the primary one (the number a finding is about) first."""
+        return ()
 
     def __str__(self) -> str:
         return self.report()
@@ -53,35 +112,48 @@ class Result:
         """The fields as plain Python values (tuples of dataclasses become lists of dicts)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
-    def raise_if_failed(self, claim: str | None = None) -> None:
-        """Raise :class:`VerdictError` with the report when the verdict is against the claim."""
+    def raise_if_failed(self) -> None:
+        """Raise :class:`VerdictError` with the report when the verdict is not ``holds``."""
         __tracebackhide__ = True
         for record in RECORDERS:
             record(self)
-        if not self.passed:
-            head = f"{claim}\n\n" if claim else ""
-            raise VerdictError(head + self.report(), result=self)
+        if self.verdict != "holds":
+            raise VerdictError(self.report(), result=self)
 
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=Result)
 
 
-def asserting(check: Callable[P, R], name: str, doc: str) -> Callable[P, R]:
+def asserting(check: Callable[P, R], name: str, doc: str, **fixed: Any) -> Callable[P, R]:
     """The ``assert_*`` twin of a ``check_*`` function: the same arguments and result, but a verdict
-    against the claim raises :class:`VerdictError` with the report. One wrapper for all such pairs,
-    so their signatures cannot drift apart; ``inspect.signature`` shows the check's arguments.
+    other than ``holds`` raises :class:`VerdictError` with the report. The one mechanism for every
+    such pair, so their signatures cannot drift apart: ``inspect.signature`` shows the check's
+    arguments. ``fixed`` keyword arguments are bound and leave the signature (``assert_layer_necessary``
+    is ``check_necessity`` with ``claim="necessary"``).
+
+    >>> import inspect
+    >>> from pytest_annotate.checks.necessity import check_necessity, assert_layer_unnecessary
+    >>> "claim" in inspect.signature(assert_layer_unnecessary).parameters
+    False
     """
+    signature = inspect.signature(check)
+    unknown = set(fixed) - set(signature.parameters)
+    if unknown:
+        raise TypeError(f"{check.__name__} has no parameter {', '.join(sorted(unknown))}")
 
     @functools.wraps(check)
     def assert_(*args: P.args, **kwargs: P.kwargs) -> R:
         __tracebackhide__ = True
-        result = check(*args, **kwargs)
+        result = check(*args, **fixed, **kwargs)
         result.raise_if_failed()
         return result
 
     assert_.__name__ = assert_.__qualname__ = name
     assert_.__doc__ = doc
+    assert_.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for n, p in signature.parameters.items() if n not in fixed]
+    )
     return assert_
 
 
@@ -121,3 +193,76 @@ class TokenScore:
 
     def line(self, rank: int) -> str:
         return f"Top {rank}th token. Logit: {self.logit:6.2f} Prob: {fmt_prob(self.prob):>7} Token: {fmt_token(self.token)}"
+
+
+# --------------------------------------------------------------------------- measurements
+
+Op: TypeAlias = Literal[">=", "<=", ">", "<", "=="]
+_OP_TEXT = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "="}
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One number a check measured, with the bound its claim puts on it (if any).
+
+    ``primary`` marks the number a finding is about (the one drawn in the trajectory plot).
+    """
+
+    name: str
+    value: float | int | bool | None
+    op: Op | None = None
+    threshold: float | None = None
+    primary: bool = False
+    unit: str = ""
+
+    @property
+    def holds(self) -> bool | None:
+        """Whether the value meets the bound (``None`` when there is no bound or no value)."""
+        if self.op is None or self.threshold is None or not _is_number(self.value):
+            return None
+        v, t = float(self.value), self.threshold  # type: ignore[arg-type]
+        return {">=": v >= t, "<=": v <= t, ">": v > t, "<": v < t, "==": v == t}[self.op]
+
+    @property
+    def bound(self) -> str:
+        """``≥ 0.8``, or ``""`` without a bound."""
+        if self.op is None or self.threshold is None:
+            return ""
+        return f"{_OP_TEXT[self.op]} {format_number(self.threshold)}"
+
+    @property
+    def value_text(self) -> str:
+        return format_number(self.value) + (f" {self.unit}" if self.unit and self.value is not None else "")
+
+    @property
+    def text(self) -> str:
+        """``L1H0 induction score 0.635 (claim ≥ 0.8: misses by 0.165)``."""
+        out = f"{self.name} {self.value_text}"
+        if self.bound:
+            holds = self.holds
+            how = "" if holds is None else (": holds" if holds else ": misses")
+            if holds is not None and isinstance(self.value, float):  # a rank's margin says nothing
+                how += f" by {abs(self.value - float(self.threshold)):.3g}"  # type: ignore[arg-type]
+            out += f" (claim {self.bound}{how})"
+        return out
+
+
+def format_number(value: Any) -> str:
+    """Numbers as a researcher reads them: 4 significant digits, ints and bools as they are.
+
+    >>> format_number(0.90163), format_number(3), format_number(True), format_number(None), format_number(1234.5678)
+    ('0.9016', '3', 'True', '–', '1235')
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -289,7 +289,7 @@ def test_raw_processing_reproduces_huggingface_logits(tiny_gpt2_raw, tiny_gpt2_d
     """
     from transformers import AutoModelForCausalLM
 
-    from pytest_annotate.models import EMBEDDED, dense_copy
+    from pytest_annotate.models.embedded import EMBEDDED, dense_copy
 
     for lab, source in [(tiny_gpt2_raw, tiny_gpt2_dir), (gemma_raw, dense_copy(EMBEDDED["gemma-3-270m"]))]:
         hf = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, attn_implementation="eager").eval()

@@ -21,15 +21,16 @@ import pytest
 import torch
 
 from pytest_annotate import load_model
-from pytest_annotate.components import Component, parse_components
+from pytest_annotate.interventions.components import Component, parse_components
 from pytest_annotate.errors import ComponentError, ModelLoadError, ModelSpecError, PromptError
-from pytest_annotate.interventions import InterventionSpecError, ablate
-from pytest_annotate.models import ModelSpec, resolve, resolve_device
-from pytest_annotate.predictions import check_logit_diff, check_prob, check_rank, check_top_token
+from pytest_annotate.interventions.ablations import InterventionSpecError, ablate
+from pytest_annotate.models.spec import ModelSpec, resolve
+from pytest_annotate.models.load import resolve_device
+from pytest_annotate.checks.predictions import check_logit_diff, check_prob, check_rank, check_top_token
 from pytest_annotate.snapshot.errors import SnapshotFileError, SnapshotModelMismatchError, SnapshotWriteError, ToleranceError
-from pytest_annotate.snapshot.testing import inline_suite, make_suite
+from pytest_annotate.plugin.testing import inline_suite, make_suite
 from pytest_annotate.snapshot.tolerance import Tolerance
-from pytest_annotate.sweeps import score_interventions, sweep
+from pytest_annotate.scoring.sweeps import score_interventions, sweep
 
 PACKAGE = Path(__import__("pytest_annotate").__file__).parent
 

@@ -8,16 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_annotate.components import (
-    COMPONENT_KINDS,
-    Component,
-    ComponentKind,
-    ModelShape,
-    all_components,
-    format_components,
-    parse_component,
-    parse_components,
-)
+from pytest_annotate.interventions.components import COMPONENT_KINDS, Component, ComponentKind, ModelShape, all_components, format_components, parse_component, parse_components
 from pytest_annotate.errors import ComponentError
 
 GPT2_SMALL = ModelShape(n_layers=12, n_heads=12, positional="standard", model_id="gpt2-small")

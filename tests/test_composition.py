@@ -9,16 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_annotate.composition import (
-    CompositionResult,
-    assert_k_composition,
-    check_k_composition,
-    circuit_weights,
-    composition_scores,
-    k_composition_circuit,
-    norm_gain,
-    parse_head,
-)
+from pytest_annotate.checks.composition import CompositionResult, assert_k_composition, check_k_composition, composition_scores, k_composition_circuit
+from pytest_annotate.scoring.weights import circuit_weights, norm_gain
+from pytest_annotate.interventions.heads import parse_head
 from pytest_annotate.errors import ComponentError, VerdictError
 
 # --------------------------------------------------------------------------- Gemma

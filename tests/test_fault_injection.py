@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pytest_annotate.interventions import ablate
-from pytest_annotate.sweeps import SweepMemoryError, score_interventions
+from pytest_annotate.interventions.ablations import ablate
+from pytest_annotate.scoring.sweeps import SweepMemoryError, score_interventions
 
 TOOL = Path(__file__).parents[1] / "tools" / "kill_snapshot_update.py"
 

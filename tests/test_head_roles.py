@@ -11,20 +11,10 @@ import pytest
 import torch
 from transformer_lens.head_detector import detect_head
 
-from pytest_annotate.composition import circuit_weights
+from pytest_annotate.scoring.weights import circuit_weights
 from pytest_annotate.errors import ComponentError, PromptError, VerdictError
-from pytest_annotate.head_roles import (
-    ROLES,
-    CopyingBasis,
-    HeadScores,
-    RepeatedRandomTokens,
-    RoleError,
-    assert_head_role,
-    check_head_role,
-    direct_logit_attribution,
-    head_scores,
-    target_masks,
-)
+from pytest_annotate.scoring.head_scores import ROLES, CopyingBasis, HeadScores, RepeatedRandomTokens, RoleError, direct_logit_attribution, head_scores, target_masks
+from pytest_annotate.checks.head_roles import assert_head_role, check_head_role
 
 # --------------------------------------------------------------------------- Gemma: the tables
 

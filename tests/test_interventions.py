@@ -11,18 +11,8 @@ from conftest import make_tiny_gpt2
 
 from pytest_annotate import load_model
 from pytest_annotate.errors import InterventionError
-from pytest_annotate.interventions import (
-    ABLATIONS,
-    AblationName,
-    Intervention,
-    InterventionSpecError,
-    ablate,
-    bypass_norm,
-    keep_only,
-    permuted_prompts,
-    skip,
-)
-from pytest_annotate.scoring import score_answer
+from pytest_annotate.interventions.ablations import ABLATIONS, AblationName, Intervention, InterventionSpecError, ablate, bypass_norm, keep_only, permuted_prompts, skip
+from pytest_annotate.scoring.answers import score_answer
 
 MONTHS = "January February March April"
 MONTH_REFERENCE = [

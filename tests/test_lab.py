@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pytest_annotate.errors import PromptError
-from pytest_annotate.interventions import ablate
+from pytest_annotate.interventions.ablations import ablate
 from pytest_annotate.lab import Lab
 
 
@@ -80,8 +80,8 @@ def test_a_hook_point_missing_from_a_full_cache_is_named(lab: Lab, monkeypatch) 
 
 
 def test_passes_outside_run_and_cache_are_recorded_with_their_kind(lab: Lab) -> None:
-    from pytest_annotate.head_roles import RepeatedRandomTokens, head_scores
-    from pytest_annotate.sweeps import sweep
+    from pytest_annotate.scoring.head_scores import RepeatedRandomTokens, head_scores
+    from pytest_annotate.scoring.sweeps import sweep
 
     sweep(lab, "1 2 3 4", " 5", "head")
     head_scores(lab, "induction", inputs=RepeatedRandomTokens(n=10, batch=2, seed=0))

@@ -8,14 +8,8 @@ import pytest
 
 from pytest_annotate import load_model
 from pytest_annotate.errors import VerdictError
-from pytest_annotate.logit_lens import (
-    LogitLensResult,
-    assert_first_top1_layer,
-    check_logit_lens,
-    lens_logits,
-    resid_post_names,
-)
-from pytest_annotate.predictions import check_top_token
+from pytest_annotate.checks.logit_lens import LogitLensResult, assert_first_top1_layer, check_logit_lens, lens_logits, resid_post_names
+from pytest_annotate.checks.predictions import check_top_token
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def test_lens_agrees_with_transformer_lens_accumulated_resid(lab_name: str, requ
 
 @pytest.mark.parametrize("lab_name", ["model", "tiny_gpt2"])
 def test_lens_at_layer_k_is_the_model_without_the_blocks_after_k(lab_name: str, request: pytest.FixtureRequest) -> None:
-    from pytest_annotate.interventions import keep_only
+    from pytest_annotate.interventions.ablations import keep_only
 
     lab = request.getfixturevalue(lab_name)
     k = max(0, lab.n_layers - 7)  # Gemma: layer 11, where ' 5' is still rank 3
@@ -68,11 +62,11 @@ def test_lens_at_layer_k_is_the_model_without_the_blocks_after_k(lab_name: str, 
 
 
 def test_answers_rise_at_measured_layers(model) -> None:
-    may = assert_first_top1_layer(model, "January February March April", " May", 17)
+    may = assert_first_top1_layer(model, "January February March April", " May", layer=17)
     assert isinstance(may, LogitLensResult)
     assert [r.rank for r in may.layers[11:]] == [82, 2, 2, 2, 2, 2, 0]
     assert may.top1_from_layer == 17
-    dublin = assert_first_top1_layer(model, "The capital of Ireland is", " Dublin", 12)
+    dublin = assert_first_top1_layer(model, "The capital of Ireland is", " Dublin", layer=12)
     assert dublin.layers[14].rank == 1 and dublin.top1_from_layer == 15  # ' becoming' wins at layer 14
 
 
@@ -95,7 +89,7 @@ def test_multi_token_answer_is_read_by_teacher_forcing(model) -> None:
 
 def test_wrong_layer_claim_fails_with_the_table(model) -> None:
     with pytest.raises(VerdictError) as info:
-        assert_first_top1_layer(model, "1 2 3 4", " 5", 10)
+        assert_first_top1_layer(model, "1 2 3 4", " 5", layer=10)
     message = str(info.value)
     assert message.startswith("FAILED  ' 5' first becomes top-1 at layer 10 after '1 2 3 4': first top-1 at layer 12")
     assert "measured  layer 12: 2 layers later than claimed (tolerance 0)" in message
@@ -103,14 +97,14 @@ def test_wrong_layer_claim_fails_with_the_table(model) -> None:
     assert "intervention=keep_only(model, ['L0-L10'])) gives the same numbers" in message
     assert "Logit lens (compat processing)" in message or "Logit lens (raw processing)" in message
     assert "   12       0       (0, 0)" in message and "<- first top-1" in message
-    assert_first_top1_layer(model, "1 2 3 4", " 5", 10, tolerance=2)
+    assert_first_top1_layer(model, "1 2 3 4", " 5", layer=10, tolerance=2)
 
 
 def test_answer_that_rises_and_falls_again_is_explained(model) -> None:
     lens = check_logit_lens(model, "August September October", " November")
     assert lens.first_top1_layer == 12 and lens.top1_from_layer is None and lens.layers[-1].rank == 3
     with pytest.raises(VerdictError) as info:
-        assert_first_top1_layer(model, "August September October", " November", 15)
+        assert_first_top1_layer(model, "August September October", " November", layer=15)
     message = str(info.value)
     assert "layer 12: 3 layers earlier than claimed" in message
     assert "the answer is top-1 at layer 12 but drops again; it is not top-1 after the last layer" in message

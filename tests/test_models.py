@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pytest_annotate import ModelLoadError, ModelSpec, ModelSpecError, load_model, resolve
-from pytest_annotate.models import EMBEDDED, cache_root, dense_copy
+from pytest_annotate.models.embedded import EMBEDDED, cache_root, dense_copy
 
 
 @pytest.mark.parametrize(("name", "kw", "model_id", "kind", "source"), [

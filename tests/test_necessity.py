@@ -6,21 +6,11 @@ import re
 
 import pytest
 
-from pytest_annotate.components import Component, parse_components
+from pytest_annotate.interventions.components import Component, parse_components
 from pytest_annotate.errors import ComponentError, VerdictError
-from pytest_annotate.interventions import InterventionSpecError, bypass_norm, keep_only
-from pytest_annotate.necessity import (
-    DEFAULT_THRESHOLDS,
-    NecessityResult,
-    SufficiencyResult,
-    assert_circuit_sufficient,
-    assert_layer_necessary,
-    assert_layer_unnecessary,
-    check_necessity,
-    check_sufficiency,
-    negative_controls,
-)
-from pytest_annotate.scoring import score_answer
+from pytest_annotate.interventions.ablations import InterventionSpecError, bypass_norm, keep_only
+from pytest_annotate.checks.necessity import DEFAULT_THRESHOLDS, NecessityResult, SufficiencyResult, assert_circuit_sufficient, assert_layer_necessary, assert_layer_unnecessary, check_necessity, check_sufficiency, negative_controls
+from pytest_annotate.scoring.answers import score_answer
 
 MONTHS, MAY = "January February March April", " May"
 MONTH_REFERENCE = [

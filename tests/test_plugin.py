@@ -99,8 +99,8 @@ def test_model_marker_skips_other_models_with_a_reason(pytester: pytest.Pytester
     ("gemma-3-270m-q4_k_m", "gemma-3-270m", True), ("smollm2-135m", "gemma-3-270m", False),
 ])
 def test_model_marker_matches_aliases(marker: str, model: str, runs: bool) -> None:
-    from pytest_annotate.models import ModelSpec, resolve
-    from pytest_annotate.plugin import _marker_matches
+    from pytest_annotate.models.spec import ModelSpec, resolve
+    from pytest_annotate.plugin.core import _marker_matches
 
     assert _marker_matches(resolve(ModelSpec(model)), [marker]) is runs
 
@@ -215,7 +215,7 @@ def test_xdist_workers_each_load_the_model(pytester: pytest.Pytester, tiny_gpt2_
 
 
 def test_worker_device_spreads_over_gpus() -> None:
-    from pytest_annotate.plugin import worker_device
+    from pytest_annotate.plugin.core import worker_device
 
     assert [worker_device("cuda", f"gw{i}", 4) for i in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]
     assert worker_device("cpu", "gw1", 4) == "cpu"

@@ -15,20 +15,7 @@ import pytest
 import torch
 
 from pytest_annotate.errors import PromptError, VerdictError
-from pytest_annotate.predictions import (
-    LogitDiffResult,
-    ProbResult,
-    RankResult,
-    TopTokenResult,
-    assert_logit_diff,
-    assert_prob,
-    assert_rank,
-    assert_top_token,
-    check_logit_diff,
-    check_prob,
-    check_rank,
-    check_top_token,
-)
+from pytest_annotate.checks.predictions import LogitDiffResult, ProbResult, RankResult, TopTokenResult, assert_logit_diff, assert_prob, assert_rank, assert_top_token, check_logit_diff, check_prob, check_rank, check_top_token
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 
@@ -196,7 +183,7 @@ def test_any_intervention_value_is_accepted_and_memoized(tiny_gpt2) -> None:
 
 
 def test_a_library_intervention_reads_as_one_line(model) -> None:
-    from pytest_annotate.interventions import keep_only
+    from pytest_annotate.interventions.ablations import keep_only
 
     result = assert_top_token(model, "1 2 3 4", " 5", intervention=keep_only(model, ["L0-L13"]))
     assert result.intervention == "keep L0-L13" and result.clean_rank == 0

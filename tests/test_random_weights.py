@@ -13,15 +13,7 @@ from importlib import resources
 import pytest
 import torch
 
-from pytest_annotate.random_weights import (
-    RandomModel,
-    TokenizerFallbackWarning,
-    available_random_configs,
-    boot_random_bridge,
-    build_random_model,
-    load_random_config,
-    load_shipped_tokenizer,
-)
+from pytest_annotate.models.random_weights import RandomModel, TokenizerFallbackWarning, available_random_configs, boot_random_bridge, build_random_model, load_random_config, load_shipped_tokenizer
 
 torch.set_num_threads(1)
 
@@ -273,7 +265,7 @@ def test_seed_determinism_and_global_rng_untouched(no_network):
 
 
 def test_missing_tokenizer_falls_back_to_gpt2_explicitly(monkeypatch, no_network):
-    import pytest_annotate.random_weights as rw
+    import pytest_annotate.models.random_weights as rw
 
     table = dict(rw._TOKENIZER_FOR_MODEL_TYPE)
     del table["gpt_neox"]

@@ -44,7 +44,7 @@ BASELINE = "checkpoints@step3500"
 BEHAVIOURS = "behaviours/induction_series/test_induction_circuit.py"
 TESTS = ("test_l1h0_is_the_top_induction_head", "test_l0h1_is_the_previous_token_head",
          "test_repeated_half_is_copied", "test_l0h1_is_necessary_for_copying")
-PLUGIN = ("-p", "pytest_annotate.report_plugin", "-p", "no:cacheprovider")
+PLUGIN = ("-p", "pytest_annotate.plugin.report", "-p", "no:cacheprovider")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

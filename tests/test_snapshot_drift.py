@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pytest_annotate.snapshot import DriftRecord, KeyNumber, drift_table
-from pytest_annotate.snapshot.keys import DRIFT_RECORDS
-from pytest_annotate.snapshot.testing import inline_suite, make_suite, run_suite
-from pytest_annotate.snapshot_plugin import drift_records
+from pytest_annotate.plugin.keys import DRIFT_RECORDS
+from pytest_annotate.plugin.testing import inline_suite, make_suite, run_suite
+from pytest_annotate.plugin.snapshots import drift_records
 
 pytest_plugins = ["pytester"]
 

@@ -23,7 +23,7 @@ from pytest_annotate.snapshot import (
     loads,
 )
 from pytest_annotate.snapshot.serialize import MAX_LISTED_FLOATS, ArrayValue
-from pytest_annotate.snapshot.testing import make_suite, run_suite
+from pytest_annotate.plugin.testing import make_suite, run_suite
 from pytest_annotate.snapshot.textformat import check_model
 
 pytest_plugins = ["pytester"]

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_annotate.snapshot import Tolerance, compare, flatten
 from pytest_annotate.snapshot.report import failure_report
-from pytest_annotate.snapshot.testing import make_suite, run_suite
+from pytest_annotate.plugin.testing import make_suite, run_suite
 
 pytest_plugins = ["pytester"]
 

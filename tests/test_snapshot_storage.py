@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_annotate.snapshot import SnapshotWriteError, storage
-from pytest_annotate.snapshot.testing import make_suite, run_suite
+from pytest_annotate.plugin.testing import make_suite, run_suite
 
 pytest_plugins = ["pytester"]
 

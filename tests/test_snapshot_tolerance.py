@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pytest_annotate.snapshot import Band, Tolerance, ToleranceError, compare, flatten
-from pytest_annotate.snapshot.testing import make_suite, run_suite
+from pytest_annotate.plugin.testing import make_suite, run_suite
 from pytest_annotate.snapshot.tolerance import DEFAULT_BANDS, DTYPE_FACTORS, kind_for, kind_for_name
 
 pytest_plugins = ["pytester"]

@@ -13,7 +13,7 @@ import torch
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from pytest_annotate.predictions import assert_logit_diff, assert_top_token, check_top_token
+from pytest_annotate.checks.predictions import assert_logit_diff, assert_top_token, check_top_token
 from pytest_annotate.strategies import (
     COUNTING_KINDS,
     SEQUENCES,

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pytest_annotate.components import all_components
-from pytest_annotate.interventions import ablate
-from pytest_annotate.scoring import score_answer
-from pytest_annotate.sweeps import (
-    SweepMemoryError,
-    SweepResult,
-    default_batch_size,
-    score_interventions,
-    sweep,
-)
+from pytest_annotate.interventions.components import all_components
+from pytest_annotate.interventions.ablations import ablate
+from pytest_annotate.scoring.answers import score_answer
+from pytest_annotate.scoring.sweeps import SweepMemoryError, SweepResult, default_batch_size, score_interventions, sweep
 
 MONTHS, MAY = "January February March April", " May"
 MONTH_REFERENCE = [

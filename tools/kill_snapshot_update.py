@@ -17,7 +17,7 @@ Usable from CI::
     python tools/kill_snapshot_update.py --runs 20 --seed 0        # exit status 1 on any violation
 
 No model is loaded: the project's conftest sets the model id directly (as
-``pytest_annotate.snapshot.testing`` does for the plugin's own tests).
+``pytest_annotate.plugin.testing`` does for the plugin's own tests).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_annotate.snapshot.testing import CONFTEST, DTYPE_ENV, MODEL_ENV, PLUGIN_ARGS
+from pytest_annotate.plugin.testing import CONFTEST, DTYPE_ENV, MODEL_ENV, PLUGIN_ARGS
 
 MODEL_A = "model-a"
 MODEL_B = "model-b"

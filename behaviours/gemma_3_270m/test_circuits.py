@@ -7,10 +7,10 @@ head). Each necessity claim is checked under two ablation types, each against a 
 
 import pytest
 
-from pytest_annotate.logit_lens import assert_first_top1_layer
-from pytest_annotate.necessity import assert_circuit_sufficient, assert_layer_necessary, assert_layer_unnecessary
-from pytest_annotate.predictions import assert_logit_diff, assert_top_token
-from pytest_annotate.interventions import skip
+from pytest_annotate.checks.logit_lens import assert_first_top1_layer
+from pytest_annotate.checks.necessity import assert_circuit_sufficient, assert_layer_necessary, assert_layer_unnecessary
+from pytest_annotate.checks.predictions import assert_logit_diff, assert_top_token
+from pytest_annotate.interventions.ablations import skip
 
 pytestmark = pytest.mark.model("gemma-3-270m")
 
@@ -57,7 +57,7 @@ def test_first_thirteen_blocks_suffice_for_june(model, snapshot):
 def test_logit_lens_first_top1_layer(model, prompt, answer, layer):
     """Read through the final norm and unembedding, the answer first becomes top-1 after block 12 for
     June and Thursday, and only after the last block (17) for May (rank 2 from block 12 on)."""
-    assert_first_top1_layer(model, prompt, answer, layer)
+    assert_first_top1_layer(model, prompt, answer, layer=layer)
 
 
 def test_skipping_mlp12_turns_counting_into_plus_two(model):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_annotate.decomposition import assert_decomposition_sums
+from pytest_annotate.checks.decomposition import assert_decomposition_sums
 
 pytestmark = pytest.mark.model("gemma-3-270m")
 

@@ -7,8 +7,9 @@ sees the same sequences. Measured on gemma-3-270m-q4_k_m, compat processing.
 import pytest
 import torch
 
-from pytest_annotate.head_roles import RepeatedRandomTokens, assert_head_role
-from pytest_annotate.interventions import ablate
+from pytest_annotate.scoring.head_scores import RepeatedRandomTokens
+from pytest_annotate.checks.head_roles import assert_head_role
+from pytest_annotate.interventions.ablations import ablate
 
 pytestmark = pytest.mark.model("gemma-3-270m")
 

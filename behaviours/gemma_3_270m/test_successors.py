@@ -8,7 +8,7 @@ joint probability and the greedy rank of both tokens.
 import pytest
 from hypothesis import given, settings
 
-from pytest_annotate.predictions import assert_top_token, check_top_token
+from pytest_annotate.checks.predictions import assert_top_token, check_top_token
 from pytest_annotate.strategies import counting_sequences
 
 pytestmark = pytest.mark.model("gemma-3-270m")

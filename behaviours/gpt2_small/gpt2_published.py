@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pytest_annotate.errors import VerdictError
-from pytest_annotate.predictions import TopTokenResult
+from pytest_annotate.checks.predictions import TopTokenResult
 from pytest_annotate.results import fmt_prob, fmt_token
 
 #: Logits published as xx.xx (rounding ±0.005) plus float32 noise between TransformerLens versions;

@@ -8,7 +8,7 @@ weights: ``--processing compat`` here) with BOS prepended (the Lab's default for
 Configurations as the source meant them: "skip Lk" removes block k (its output is never added
 to the residual stream); "keep L0–L9" removes blocks 10 and 11; ``ln_final`` and the
 unembedding always run; "without its ln2" runs MLP9 on the raw residual stream
-(:func:`~pytest_annotate.interventions.bypass_norm`). The source's reading: L0–L7 "get the
+(:func:`~pytest_annotate.interventions.ablations.bypass_norm`). The source's reading: L0–L7 "get the
 number", MLP9 does the +1, L9's attention is not needed for digits, MLP8 matters for the
 alphabet, early attention is required.
 
@@ -26,9 +26,9 @@ from typing import NamedTuple
 import pytest
 
 from gpt2_published import PUBLISHED_TOLERANCE, PublishedPrediction, raise_unless_not_top
-from pytest_annotate.interventions import Intervention, bypass_norm, keep_only, skip
+from pytest_annotate.interventions.ablations import Intervention, bypass_norm, keep_only, skip
 from pytest_annotate.lab import Lab
-from pytest_annotate.predictions import check_top_token
+from pytest_annotate.checks.predictions import check_top_token
 
 pytestmark = [pytest.mark.model("gpt2-small"), pytest.mark.usefixtures("compat_processing")]
 
@@ -132,7 +132,7 @@ def test_counting_prediction(model, snapshot, row: Row):
     result = check_top_token(model, row.prompt, row.answer, intervention=intervention, k=1)
     where = f"with {intervention} ({intervention.detail})" if intervention else "in the full model"
     if row.published.rank == 0:
-        result.raise_if_failed(f"seed 001 row {row.row}: {row.answer!r} is top-1 after {row.prompt!r} {where}")
+        result.raise_if_failed()
     else:
         raise_unless_not_top(result, where + f" (seed 001 row {row.row})")
     assert snapshot(tolerance=PUBLISHED_TOLERANCE) == PublishedPrediction.of(result)

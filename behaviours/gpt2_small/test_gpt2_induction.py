@@ -6,7 +6,7 @@ tabulated in /work/shared/FINDINGS.md ("GPT-2 small: induction").
 
 Inputs: BOS + 50 random tokens, repeated once, batch 30. The source drew its tokens with
 ``torch.randint`` over the whole vocabulary under an unrecorded seed; here they are
-:class:`~pytest_annotate.head_roles.RepeatedRandomTokens` (ordinary tokens, no repeats within a
+:class:`~pytest_annotate.scoring.head_scores.RepeatedRandomTokens` (ordinary tokens, no repeats within a
 half, seed 0). A different draw of 30 sequences moves the averages a little, so the snapshots of
 these published numbers carry wider bands than the counting table's (each says why).
 
@@ -22,8 +22,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from pytest_annotate.composition import check_k_composition
-from pytest_annotate.head_roles import RepeatedRandomTokens, check_head_role
+from pytest_annotate.checks.composition import check_k_composition
+from pytest_annotate.scoring.head_scores import RepeatedRandomTokens
+from pytest_annotate.checks.head_roles import check_head_role
 from pytest_annotate.lab import Lab
 from pytest_annotate.results import Result, kind
 
@@ -193,7 +194,7 @@ class MlpPatchingResult(Result):
 def check_mlp_patching(lab: Lab, tokens: Int[Tensor, " pos"], *, max_allowed: float = 0.1) -> MlpPatchingResult:
     """Patch each (layer, second-half position) MLP output with the first half's, one at a time.
 
-    Written here rather than with :mod:`pytest_annotate.interventions`: each of the 12 × 51 patches is a
+    Written here rather than with :mod:`pytest_annotate.interventions.ablations`: each of the 12 × 51 patches is a
     different position of one sequence, so one batched pass per layer carries a row per position
     (the interventions apply the same edit to every row).
     """
@@ -251,7 +252,7 @@ def test_l5h5_is_the_top_induction_head(model, snapshot):
     it reads ~4% lower than this per-target mean). Band ±0.05: a different draw of random tokens.
     """
     result = check_head_role(model, "L5H5", "induction", min_score=0.8, top_k=1, inputs=REPEATED)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     assert snapshot(tolerance={"prob": 0.05}) == PublishedHeadScore(result.head, result.role, result.rank, result.score)
 
 
@@ -259,7 +260,7 @@ def test_l4h11_is_the_previous_token_head(model, snapshot):
     """L4H11 attends to the previous token, the strongest previous-token head (seed 003, "previous token
     head" figure; the source published the pattern, no score)."""
     result = check_head_role(model, "L4H11", "previous_token", top_k=1, inputs=REPEATED)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     assert snapshot == PublishedHeadRank(result.head, result.role, result.rank)
 
 
@@ -271,7 +272,7 @@ def test_repeated_half_is_predicted(model, snapshot):
     sequences (the source's draw is not recorded). The verdict is the gap: ≥ 10 nats and ≥ 80 points.
     """
     result = check_repeated_sequence(model)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     measured = PublishedRepeatedSequence(result.first_half_log_prob, result.second_half_log_prob,
                                          result.first_half_accuracy, result.second_half_accuracy)
     assert snapshot(tolerance={"*_log_prob": {"abs": 0.5, "rel": 0.0}, "*_accuracy": 0.03}) == measured
@@ -282,7 +283,7 @@ def test_mlp_outputs_hardly_matter_on_repeated_tokens(model):
     the first repeated token (seed 003, "MLP ablation" figure; the source published the heatmap, no number:
     "almost unchanged" is taken here as ≤ 0.1 nats on the second half's mean loss)."""
     result = check_mlp_patching(model, REPEATED.tokens(model)[0])
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
 
 
 def test_k_composition_circuit_of_l4h11_and_l5h5(model, snapshot):
@@ -292,7 +293,7 @@ def test_k_composition_circuit_of_l4h11_and_l5h5(model, snapshot):
     the verdict (≥ 0.18) sits ~4 s.e. below the published value. ``n_rows=None`` computes every row.
     """
     result = check_k_composition(model, "L4H11", "L5H5", min_accuracy=0.18)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     assert snapshot(tolerance={"accuracy": 0.04}) == PublishedKComposition(result.prev_head, result.ind_head,
                                                                            result.accuracy)
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from pytest_annotate.head_roles import HeadRoleResult, RepeatedRandomTokens, check_head_role, head_scores
-from pytest_annotate.necessity import check_necessity
+from pytest_annotate.checks.head_roles import HeadRoleResult, check_head_role
+from pytest_annotate.scoring.head_scores import RepeatedRandomTokens, head_scores
+from pytest_annotate.checks.necessity import check_necessity
 from pytest_annotate.report import Measurement, record
 from pytest_annotate.results import Result, kind
-from pytest_annotate.sweeps import sweep
+from pytest_annotate.scoring.sweeps import sweep
 
 pytestmark = pytest.mark.model("checkpoints")
 
@@ -142,7 +143,7 @@ def test_l1h0_is_the_top_induction_head(model, snapshot):
     record(head_scores(model, "induction", inputs=PROBE))  # the whole table, for the report's heatmap
     result = check_head_role(model, "L1H0", "induction", min_score=0.8, top_k=1, inputs=PROBE)
     assert snapshot(tolerance={"prob": 0.05}) == HeadClaim.of(result)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
 
 
 def test_l0h1_is_the_previous_token_head(model, snapshot):
@@ -154,7 +155,7 @@ def test_l0h1_is_the_previous_token_head(model, snapshot):
     record(head_scores(model, "previous_token", inputs=PROBE))
     result = check_head_role(model, "L0H1", "previous_token", min_score=0.5, top_k=1, inputs=PROBE)
     assert snapshot(tolerance={"prob": 0.05}) == HeadClaim.of(result)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
 
 
 def test_repeated_half_is_copied(model, snapshot):

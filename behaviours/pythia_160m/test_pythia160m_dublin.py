@@ -23,7 +23,7 @@ import pytest
 
 from pytest_annotate.algebra import PromptedTransformer, expand, logits, predict
 from pytest_annotate.errors import VerdictError
-from pytest_annotate.predictions import check_rank
+from pytest_annotate.checks.predictions import check_rank
 
 pytestmark = [pytest.mark.model("pythia-160m-deduped"), pytest.mark.usefixtures("raw_processing")]
 
@@ -69,7 +69,7 @@ def test_dublin_is_fourth_after_the_capital_of_ireland_is(model, snapshot):
             f"the algebra and check_rank disagree on P(' Dublin'): {dublin.value:.6f} vs {result.prob:.6f}; "
             f"T tokens {T.str_tokens} + ' is' vs check_rank's {list(result.prompt_tokens)}"
         )
-    result.raise_if_failed(f"seed 000: ' Dublin' has rank 3 after {CONTEXT + ' is'!r} (no BOS, raw numerics)")
+    result.raise_if_failed()
     assert snapshot(tolerance=PUBLISHED_TOLERANCE) == PublishedAnswer(
         dublin.token, result.rank, dublin.logit.value, dublin.value
     )

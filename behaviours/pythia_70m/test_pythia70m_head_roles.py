@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pytest_annotate.head_roles import CopyingBasis, RepeatedRandomTokens, check_head_role, head_scores
-from pytest_annotate.predictions import check_top_token
+from pytest_annotate.scoring.head_scores import CopyingBasis, RepeatedRandomTokens, head_scores
+from pytest_annotate.checks.head_roles import check_head_role
+from pytest_annotate.checks.predictions import check_top_token
 from pytest_annotate.results import kind
 
 pytestmark = [pytest.mark.model("pythia-70m"), pytest.mark.usefixtures("compat_processing")]
@@ -83,10 +84,10 @@ def test_l3h3_is_the_strongest_mover(model):
     L3H0 and L4H2 in the top 4 (the source's fourth mover, L2H5, scores 0.061).
     """
     result = check_head_role(model, "L3H3", "mover", top_k=1, inputs=MOVER_PROMPTS)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     for head in ("L3H0", "L4H2"):
         other = check_head_role(model, head, "mover", top_k=4, inputs=MOVER_PROMPTS)
-        other.raise_if_failed(other.claim())
+        other.raise_if_failed()
 
 
 def test_l3h0_is_the_most_inductive_mover(model, snapshot):
@@ -99,7 +100,7 @@ def test_l3h0_is_the_most_inductive_mover(model, snapshot):
     table = head_scores(model, "induction", inputs=INDUCTION_INPUTS)
     others = max(table.score("L4H2"), table.score("L3H3"))
     result = check_head_role(model, "L3H0", "induction", min_score=others, inputs=INDUCTION_INPUTS)
-    result.raise_if_failed(f"L3H0's induction score is above the other movers' (L4H2, L3H3: best {others:.3f})")
+    result.raise_if_failed()
     assert snapshot(tolerance={"prob": 0.05}) == _three("induction", table)
 
 
@@ -110,7 +111,7 @@ def test_l3h3_copies_its_input_token(model, snapshot):
     vocab = head_scores(model, "copying", inputs=VOCAB_COPYING)
     resid = head_scores(model, "copying", inputs=RESIDUAL_COPYING)
     result = check_head_role(model, "L3H3", "copying", min_score=0.99, inputs=VOCAB_COPYING)
-    result.raise_if_failed(result.claim())
+    result.raise_if_failed()
     assert snapshot(tolerance={"prob": 0.005}) == _three("copying, vocab basis", vocab)
     assert snapshot(tolerance={"prob": 0.005}) == _three("copying, residual basis", resid)
 
@@ -119,6 +120,6 @@ def test_ioi_prompt_is_not_solved(model, snapshot):
     """Pythia-70m does not solve this IOI prompt: its top tokens are ',' 27.10%, ' and' 13.78%, '.' 13.50%,
     not ' Mary' (seed 002, ``utils.test_prompt`` cell, BOS prepended)."""
     result = check_top_token(model, IOI_PROMPT, ",", k=1)
-    result.raise_if_failed("seed 002: ',' is pythia-70m's top-1 token after the IOI prompt")
+    result.raise_if_failed()
     top3 = PublishedTop3(tuple(PublishedTopToken(t.token, t.logit, t.prob) for t in result.top_tokens[:3]))
     assert snapshot(tolerance={"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}) == top3

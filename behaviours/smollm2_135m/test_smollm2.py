@@ -8,9 +8,9 @@ Run with ``pytest behaviours/ --model smollm2-135m``; ``tests/test_embedded_beha
 
 import pytest
 
-from pytest_annotate.decomposition import assert_decomposition_sums
-from pytest_annotate.logit_lens import assert_first_top1_layer
-from pytest_annotate.predictions import assert_top_token
+from pytest_annotate.checks.decomposition import assert_decomposition_sums
+from pytest_annotate.checks.logit_lens import assert_first_top1_layer
+from pytest_annotate.checks.predictions import assert_top_token
 
 pytestmark = pytest.mark.model("smollm2-135m")
 
@@ -40,7 +40,7 @@ def test_completion_is_top1(model, snapshot, prompt, answer, min_prob):
 def test_answer_forms_late(model, prompt, answer, layer):
     """Through the logit lens the answer becomes top-1 only in the last layers of the 30 (letters at 25,
     months at 27): the successor is computed late."""
-    assert_first_top1_layer(model, prompt, answer, layer)
+    assert_first_top1_layer(model, prompt, answer, layer=layer)
 
 
 def test_decomposition_sums(model):

@@ -31,7 +31,7 @@ for step in "${steps[@]}"; do
   echo "== step $step" >&2
   set +e
   # --threads 1: the snapshots were recorded with one thread (another count moves the last digits).
-  "$python" -m pytest behaviours/induction_series -p no:cacheprovider -p pytest_annotate.report_plugin \
+  "$python" -m pytest behaviours/induction_series -p no:cacheprovider -p pytest_annotate.plugin.report \
     --model examples/induction_series/checkpoints --checkpoint "$step" --threads 1 "${compare[@]}" \
     --annotate-report "$out/step$step.html" --annotate-report-history "$out" >"$out/step$step.log" 2>&1
   rc=$?

@@ -8,7 +8,7 @@
 Modules, one job each: :mod:`~pytest_annotate.algebra.prompted` (``PromptedTransformer`` and the
 verbs), :mod:`~pytest_annotate.algebra.expressions` (the expression values),
 :mod:`~pytest_annotate.algebra.notation` (text and LaTeX), :mod:`~pytest_annotate.algebra.snapshots`
-(plain forms for snapshots). The numbers come from :mod:`pytest_annotate.decomposition`.
+(plain forms for snapshots). The numbers come from :mod:`pytest_annotate.checks.decomposition`.
 """
 
 from pytest_annotate.algebra.expressions import (
@@ -24,7 +24,12 @@ from pytest_annotate.algebra.expressions import (
     VectorSum,
     VectorTerm,
 )
-from pytest_annotate.algebra.prompted import PromptedTransformer, expand, logits, predict
+from pytest_annotate.algebra.prompted import (
+    PromptedTransformer,
+    expand,
+    logits,
+    predict,
+)
 from pytest_annotate.algebra.snapshots import (
     LogitSnapshot,
     NamedLogit,

@@ -36,9 +36,14 @@ from pytest_annotate.algebra.snapshots import (
     TopSnapshot,
     VectorSnapshot,
 )
-from pytest_annotate.decomposition import LEVELS, Level, ResidualDecomposition, Term
 from pytest_annotate.errors import PromptError
 from pytest_annotate.results import TokenScore, fmt_prob
+from pytest_annotate.scoring.decomposition import (
+    LEVELS,
+    Level,
+    ResidualDecomposition,
+    Term,
+)
 
 if TYPE_CHECKING:
     from pytest_annotate.algebra.prompted import PromptedTransformer
@@ -105,7 +110,7 @@ class Reading:
                 f"{where}[{token!r}]: {token!r} is not one token of {lab.model_id}'s vocabulary; it tokenizes to "
                 f"{len(ids)} tokens {pieces} (ids {list(ids)}). A logit belongs to one token: index with one of "
                 f"them, e.g. {where}[{pieces[0]!r}], or score the whole string as an answer with "
-                f"pytest_annotate.scoring.score_answer(lab, prompt, {token!r}) (teacher-forced joint probability)."
+                f"pytest_annotate.scoring.answers.score_answer(lab, prompt, {token!r}) (teacher-forced joint probability)."
             )
         return ids[0]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_annotate.decomposition import Term
+from pytest_annotate.scoring.decomposition import Term
 
 #: Sums with more terms than this are shown with the middle elided (``.terms`` has them all).
 MAX_SHOWN_TERMS = 40

@@ -34,8 +34,8 @@ from pytest_annotate.algebra.expressions import (
     ResidualVector,
     VectorSum,
 )
-from pytest_annotate.decomposition import Level, decompose
 from pytest_annotate.errors import PromptError
+from pytest_annotate.scoring.decomposition import Level, decompose
 
 if TYPE_CHECKING:
     from pytest_annotate.lab import Lab, Prompt

@@ -8,7 +8,7 @@
   ``--annotate-report-history`` (files or a folder) and the report draws each finding's key number
   across checkpoints.
 
-The plugin (:mod:`pytest_annotate.report_plugin`) only collects; everything here is plain functions
+The plugin (:mod:`pytest_annotate.plugin.report`) only collects; everything here is plain functions
 on values, one module each:
 
 - :mod:`~pytest_annotate.report.summary`: the values (:class:`RunSummary`, :class:`Finding`,
@@ -52,7 +52,12 @@ from pytest_annotate.report.summary import (
     load_summaries,
     step_of,
 )
-from pytest_annotate.report.trajectory import DriftMatrix, Trajectory, drift_matrix, trajectories
+from pytest_annotate.report.trajectory import (
+    DriftMatrix,
+    Trajectory,
+    drift_matrix,
+    trajectories,
+)
 
 __all__ = [
     "SCHEMA",

@@ -19,8 +19,21 @@ from typing import Any
 
 from pytest_annotate.report.measurements import summarize_result
 from pytest_annotate.report.plots import Plot, plots_for_results, trajectory_plot
-from pytest_annotate.report.summary import Finding, Outcome, RunInfo, RunSummary, order_runs, step_of
-from pytest_annotate.report.trajectory import DriftMatrix, Trajectory, drift_matrix, trajectories, uses_steps
+from pytest_annotate.report.summary import (
+    Finding,
+    Outcome,
+    RunInfo,
+    RunSummary,
+    order_runs,
+    step_of,
+)
+from pytest_annotate.report.trajectory import (
+    DriftMatrix,
+    Trajectory,
+    drift_matrix,
+    trajectories,
+    uses_steps,
+)
 from pytest_annotate.snapshot.drift import DriftRecord
 
 REPORT_SUFFIXES = (".html", ".htm")

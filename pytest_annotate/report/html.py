@@ -7,8 +7,17 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pytest_annotate.report.summary import Finding, Measurement, RunSummary, format_number
-from pytest_annotate.snapshot.drift import DRIFT_STATUSES, describe_key_numbers, summary_line
+from pytest_annotate.report.summary import (
+    Finding,
+    Measurement,
+    RunSummary,
+    format_number,
+)
+from pytest_annotate.snapshot.drift import (
+    DRIFT_STATUSES,
+    describe_key_numbers,
+    summary_line,
+)
 
 if TYPE_CHECKING:
     from pytest_annotate.report.build import Report

@@ -94,9 +94,9 @@ def _head_index(name: str) -> tuple[int, int] | None:
 
 
 def head_scores_heatmap(scores: Any, *, claims: Sequence[Any] = (), nodeid: str = "") -> Plot:
-    """A heatmap of a :class:`~pytest_annotate.head_roles.HeadScores` table (layer × head).
+    """A heatmap of a :class:`~pytest_annotate.scoring.head_scores.HeadScores` table (layer × head).
 
-    ``claims``: :class:`~pytest_annotate.head_roles.HeadRoleResult` values about this table; their
+    ``claims``: :class:`~pytest_annotate.checks.head_roles.HeadRoleResult` values about this table; their
     heads are boxed (orange: the claim holds, red: it fails; on a red-blue map, solid black: holds,
     dashed: fails).
     """
@@ -182,7 +182,7 @@ _DROP_WORDS = {"logprob": "drop in answer log-prob (nats)", "prob": "drop in ans
 
 
 def sweep_bars(result: Any, *, nodeid: str = "") -> Plot:
-    """Per component of a :class:`~pytest_annotate.sweeps.SweepResult`: how much ablating it costs."""
+    """Per component of a :class:`~pytest_annotate.scoring.sweeps.SweepResult`: how much ablating it costs."""
     metric = result.sort_metric
     names = [row.component for row in result.rows]
     drops = np.array([row.drop(metric) for row in result.rows], dtype=np.float64)
@@ -203,7 +203,7 @@ def sweep_bars(result: Any, *, nodeid: str = "") -> Plot:
 
 
 def necessity_bars(result: Any, *, nodeid: str = "") -> Plot:
-    """A :class:`~pytest_annotate.necessity.NecessityResult`: the component's drop under each ablation,
+    """A :class:`~pytest_annotate.checks.necessity.NecessityResult`: the component's drop under each ablation,
     next to each negative control's, with the claim's thresholds."""
     labels: list[str] = []
     values: list[float] = []

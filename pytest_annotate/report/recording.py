@@ -1,8 +1,8 @@
 """Put a measurement in the report: ``record(head_scores(model, "induction"))``.
 
 Every ``assert_*`` helper (every ``Result.raise_if_failed``) records its result for the report.
-A measurement that makes no claim, such as a :class:`~pytest_annotate.head_roles.HeadScores`
-table or a :class:`~pytest_annotate.sweeps.SweepResult`, is never asserted; :func:`record` adds it,
+A measurement that makes no claim, such as a :class:`~pytest_annotate.scoring.head_scores.HeadScores`
+table or a :class:`~pytest_annotate.scoring.sweeps.SweepResult`, is never asserted; :func:`record` adds it,
 so that the report draws its heatmap or bar chart beside the test's verdict.
 """
 

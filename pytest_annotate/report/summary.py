@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias, get_args
 
 from pytest_annotate.errors import AnnotateError
+from pytest_annotate.results import Measurement, Op, format_number  # noqa: F401  (re-exported: the report layer names them)
 from pytest_annotate.snapshot.drift import DriftRecord, KeyNumber
 
 #: The ``schema`` field of ``report.json``; bumped when a field changes meaning.
@@ -34,8 +34,6 @@ SCHEMA = "pytest-annotate-report/1"
 
 Outcome: TypeAlias = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-Op: TypeAlias = Literal[">=", "<=", ">", "<", "=="]
-_OP_TEXT = {">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "="}
 
 
 class ReportError(AnnotateError, ValueError):
@@ -67,52 +65,6 @@ class RunInfo:
     def label(self) -> str:
         """How a run is named on a plot axis: ``step 900``, else the model id."""
         return f"step {self.step}" if self.step is not None else self.model_id
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One number a check measured, with the bound its claim puts on it (if any).
-
-    ``primary`` marks the number a finding is about (the one drawn in the trajectory plot).
-    """
-
-    name: str
-    value: float | int | bool | None
-    op: Op | None = None
-    threshold: float | None = None
-    primary: bool = False
-    unit: str = ""
-
-    @property
-    def holds(self) -> bool | None:
-        """Whether the value meets the bound (``None`` when there is no bound or no value)."""
-        if self.op is None or self.threshold is None or not _is_number(self.value):
-            return None
-        v, t = float(self.value), self.threshold  # type: ignore[arg-type]
-        return {">=": v >= t, "<=": v <= t, ">": v > t, "<": v < t, "==": v == t}[self.op]
-
-    @property
-    def bound(self) -> str:
-        """``≥ 0.8``, or ``""`` without a bound."""
-        if self.op is None or self.threshold is None:
-            return ""
-        return f"{_OP_TEXT[self.op]} {format_number(self.threshold)}"
-
-    @property
-    def value_text(self) -> str:
-        return format_number(self.value) + (f" {self.unit}" if self.unit and self.value is not None else "")
-
-    @property
-    def text(self) -> str:
-        """``L1H0 induction score 0.635 (claim ≥ 0.8: misses by 0.165)``."""
-        out = f"{self.name} {self.value_text}"
-        if self.bound:
-            holds = self.holds
-            how = "" if holds is None else (": holds" if holds else ": misses")
-            if holds is not None and isinstance(self.value, float):  # a rank's margin says nothing
-                how += f" by {abs(self.value - float(self.threshold)):.3g}"  # type: ignore[arg-type]
-            out += f" (claim {self.bound}{how})"
-        return out
 
 
 @dataclass(frozen=True)
@@ -281,27 +233,6 @@ def first_sentence(doc: str | None) -> str:
     text = " ".join(paragraph.split())
     m = re.search(r"[.!?](?=\s+[A-Z(\"'`])", text)
     return text[: m.end()] if m else text
-
-
-def format_number(value: Any) -> str:
-    """Numbers as a researcher reads them: 4 significant digits, ints and bools as they are.
-
-    >>> format_number(0.90163), format_number(3), format_number(True), format_number(None), format_number(1234.5678)
-    ('0.9016', '3', 'True', '–', '1235')
-    """
-    if value is None:
-        return "–"
-    if isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _finding_from_dict(d: Mapping[str, Any]) -> Finding:

@@ -21,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_annotate.report.summary import Finding, Measurement, Op, RunSummary, order_runs
+from pytest_annotate.report.summary import (
+    Finding,
+    Measurement,
+    Op,
+    RunSummary,
+    order_runs,
+)
 
 #: Most trajectories drawn in one plot (the table lists them all).
 MAX_TRAJECTORIES = 24

@@ -12,7 +12,7 @@ One module, one job:
 - :mod:`~pytest_annotate.snapshot.prune`: which files no test uses any more;
 - :mod:`~pytest_annotate.snapshot.extension` / :mod:`~pytest_annotate.snapshot.assertion`:
   the syrupy extension and the ``snapshot`` object;
-- :mod:`pytest_annotate.snapshot_plugin`: the pytest wiring.
+- :mod:`pytest_annotate.plugin.snapshots`: the pytest wiring.
 
 Nothing below ``extension`` imports pytest or syrupy, so a notebook can compare two
 snapshot files directly:
@@ -23,7 +23,13 @@ True
 """
 
 from pytest_annotate.snapshot.compare import Comparison, FieldDiff, compare
-from pytest_annotate.snapshot.drift import DRIFT_STATUSES, DriftRecord, DriftStatus, KeyNumber, drift_table
+from pytest_annotate.snapshot.drift import (
+    DRIFT_STATUSES,
+    DriftRecord,
+    DriftStatus,
+    KeyNumber,
+    drift_table,
+)
 from pytest_annotate.snapshot.errors import (
     SnapshotConfigError,
     SnapshotError,
@@ -35,8 +41,20 @@ from pytest_annotate.snapshot.errors import (
 )
 from pytest_annotate.snapshot.serialize import Leaf, flatten
 from pytest_annotate.snapshot.settings import SnapshotSettings
-from pytest_annotate.snapshot.textformat import SnapshotDocument, SnapshotHeader, dumps, loads
-from pytest_annotate.snapshot.tolerance import DEFAULT_BANDS, DTYPE_FACTORS, KINDS, Band, Kind, Tolerance
+from pytest_annotate.snapshot.textformat import (
+    SnapshotDocument,
+    SnapshotHeader,
+    dumps,
+    loads,
+)
+from pytest_annotate.snapshot.tolerance import (
+    DEFAULT_BANDS,
+    DTYPE_FACTORS,
+    KINDS,
+    Band,
+    Kind,
+    Tolerance,
+)
 
 __all__ = [
     "DEFAULT_BANDS",

@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from syrupy.assertion import AssertionResult, DiffMode, SnapshotAssertion
 
-from pytest_annotate.snapshot.drift import DriftRecord, key_numbers_from_leaves, record_from_comparison
+from pytest_annotate.snapshot.drift import (
+    DriftRecord,
+    key_numbers_from_leaves,
+    record_from_comparison,
+)
 from pytest_annotate.snapshot.extension import AnnotateSnapshotExtension
 from pytest_annotate.snapshot.report import failure_report, missing_report
 from pytest_annotate.snapshot.tolerance import Tolerance, ToleranceSpec, ToleranceValue

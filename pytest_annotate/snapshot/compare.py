@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Any, Literal, TypeAlias
 
-from pytest_annotate.snapshot.serialize import ArrayValue, Leaf, PathPart, expand, field_name, render_path
+from pytest_annotate.snapshot.serialize import (
+    ArrayValue,
+    Leaf,
+    PathPart,
+    expand,
+    field_name,
+    render_path,
+)
 from pytest_annotate.snapshot.textformat import SnapshotDocument
 from pytest_annotate.snapshot.tolerance import EXACT_KINDS, Band, Kind, Tolerance
 

@@ -23,19 +23,36 @@ from syrupy.data import Snapshot, SnapshotCollection, SnapshotCollections
 from syrupy.extensions.base import AbstractSyrupyExtension
 
 from pytest_annotate.snapshot.compare import Comparison, compare
-from pytest_annotate.snapshot.errors import SnapshotConfigError, SnapshotError, SnapshotFileError, SnapshotWriteError
+from pytest_annotate.snapshot.errors import (
+    SnapshotConfigError,
+    SnapshotError,
+    SnapshotFileError,
+    SnapshotWriteError,
+)
 from pytest_annotate.snapshot.report import mismatch_lines
 from pytest_annotate.snapshot.serialize import flatten
 from pytest_annotate.snapshot.settings import SnapshotSettings
 from pytest_annotate.snapshot.storage import atomic_write_text, read_text
-from pytest_annotate.snapshot.textformat import SnapshotDocument, SnapshotHeader, check_model, dumps, loads
+from pytest_annotate.snapshot.textformat import (
+    SnapshotDocument,
+    SnapshotHeader,
+    check_model,
+    dumps,
+    loads,
+)
 from pytest_annotate.snapshot.tolerance import Tolerance
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from syrupy.location import PyTestLocation
-    from syrupy.types import PropertyFilter, PropertyMatcher, SerializableData, SerializedData, SnapshotIndex
+    from syrupy.types import (
+        PropertyFilter,
+        PropertyMatcher,
+        SerializableData,
+        SerializedData,
+        SnapshotIndex,
+    )
 
 _MAX_FILENAME = 255
 _UNSAFE = frozenset('\\/?*:|"<>%')
@@ -73,7 +90,7 @@ class AnnotateSnapshotExtension(AbstractSyrupyExtension):
         if cls.settings is None:
             raise SnapshotConfigError(
                 f"{cls.__name__} has no settings: use the annotate_snapshot fixture of "
-                "pytest_annotate.snapshot_plugin (it knows the model id), or "
+                "pytest_annotate.plugin.snapshots (it knows the model id), or "
                 "AnnotateSnapshotExtension.configured(settings)"
             )
         return cls.settings

@@ -45,7 +45,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from pytest_annotate.snapshot.errors import SnapshotFileError, SnapshotModelMismatchError
+from pytest_annotate.snapshot.errors import (
+    SnapshotFileError,
+    SnapshotModelMismatchError,
+)
 from pytest_annotate.snapshot.serialize import ArrayValue, Empty, Leaf, PathPart, Value
 from pytest_annotate.snapshot.tolerance import KINDS, Kind
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_annotate import keys
+from pytest_annotate.plugin import keys
 from pytest_annotate.snapshot.assertion import AnnotateSnapshotAssertion
 from pytest_annotate.snapshot.serialize import flatten
 

@@ -2,7 +2,7 @@
 
 Real GPT-2 / Pythia weights cannot always be had (no hub access, CI without a
 cache). ``--random-weights`` builds the model from the Hugging Face
-``config.json`` shipped in :mod:`pytest_annotate.configs`, initialises it with
+``config.json`` shipped in `pytest_annotate/models/configs`, initialises it with
 random weights, and pairs it with the model's real tokenizer, shipped in
 :mod:`pytest_annotate.tokenizers`. Every behaviour's plumbing (component
 names, hook points, answer tokenization, tensor shapes) then runs without the
@@ -72,7 +72,7 @@ def _config_filename(official_name: str) -> str:
 def available_random_configs() -> list[str]:
     """Official HF names for which a config is shipped, sorted."""
     names = []
-    for entry in resources.files("pytest_annotate").joinpath(_CONFIG_DIR).iterdir():
+    for entry in resources.files("pytest_annotate.models").joinpath(_CONFIG_DIR).iterdir():
         if entry.name.endswith(".json"):
             names.append(entry.name[: -len(".json")].replace("__", "/"))
     return sorted(names)
@@ -85,7 +85,9 @@ def _resolve_name(name: str) -> str:
     # Accept TransformerLens' deprecated aliases (e.g. "pythia-70m") the way
     # boot_transformers does, but only when they land on a shipped config.
     try:
-        from transformer_lens.tools.model_registry.registry_io import resolve_model_alias
+        from transformer_lens.tools.model_registry.registry_io import (
+            resolve_model_alias,
+        )
 
         official = resolve_model_alias(name)
     except Exception:  # registry layout differs between TransformerLens versions
@@ -101,7 +103,7 @@ def _resolve_name(name: str) -> str:
 def load_random_config(official_name: str) -> dict:
     """The shipped HF ``config.json`` contents for ``official_name``."""
     name = _resolve_name(official_name)
-    path = resources.files("pytest_annotate").joinpath(_CONFIG_DIR, _config_filename(name))
+    path = resources.files("pytest_annotate.models").joinpath(_CONFIG_DIR, _config_filename(name))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -139,7 +141,7 @@ def load_shipped_tokenizer(model_type: str) -> tuple[Any, bool, str]:
 def _tokenizer_path(folder: str):
     # Package data is a real directory whenever the package is installed from a
     # wheel or in editable mode; tokenizers need a filesystem path.
-    return resources.files("pytest_annotate").joinpath(_TOKENIZER_DIR, folder)
+    return resources.files("pytest_annotate.models").joinpath(_TOKENIZER_DIR, folder)
 
 
 def build_random_model(official_name: str, *, seed: int = 0) -> RandomModel:

@@ -11,12 +11,18 @@ from typing import Any
 
 import pytest
 
-from pytest_annotate import keys
 from pytest_annotate.errors import AnnotateError, VerdictError
-from pytest_annotate.models import DEFAULT_MODEL, DTYPES, EMBEDDED, ModelSpec, ResolvedModel, resolve
+from pytest_annotate.models.embedded import EMBEDDED
+from pytest_annotate.models.spec import (
+    DEFAULT_MODEL,
+    DTYPES,
+    ModelSpec,
+    ResolvedModel,
+    resolve,
+)
+from pytest_annotate.plugin import keys
 
 # The tolerant snapshot extension is its own plugin module (options, fixture, drift summary).
-pytest_plugins = ["pytest_annotate.snapshot_plugin", "pytest_annotate.report_plugin"]
 
 LAB = pytest.StashKey[Any]()
 RESOLVED = pytest.StashKey[ResolvedModel]()
@@ -112,7 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         resolved = resolve(spec_from_config(config))
         if resolved.spec.device not in ("auto", "cpu"):
-            from pytest_annotate.models import resolve_device
+            from pytest_annotate.models.load import resolve_device
 
             resolve_device(resolved.spec.device)  # a GPU this machine lacks fails here, before collection
     except AnnotateError as e:
@@ -221,7 +227,7 @@ def get_lab(config: pytest.Config) -> Any:
     import dataclasses
     import os
 
-    from pytest_annotate.models import load
+    from pytest_annotate.models.load import load
 
     resolved = config.stash[RESOLVED]
     if (resolved.spec.device in ("cuda", "auto") and resolved.spec.device_map is None
@@ -334,7 +340,7 @@ def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
         )
     changed = lab.weights_changed()
     if changed:
-        from pytest_annotate.models import load
+        from pytest_annotate.models.load import load
 
         fresh = load(request.config.stash[RESOLVED])
         lab.bridge.load_state_dict(fresh.bridge.state_dict())

@@ -18,7 +18,7 @@ What the weights mean here, per architecture (every number this module reports u
   module applied to each token id, so Gemma's ``sqrt(d_model)`` scaling (×25.3 for Gemma 3 270M)
   is included. It multiplies both sides of the circuit, so it cannot change an argmax or an
   eigenvalue ratio; it matters only where it is added to something else (the post-MLP0 effective
-  embedding of :mod:`pytest_annotate.head_roles`).
+  embedding of :mod:`pytest_annotate.checks.head_roles`).
 * Every normalisation **gain** on the path is part of the circuit: the pre-attention norm's gain
   (``ln1``: folded into W_Q/W_K/W_V in compat processing, a separate vector in raw processing),
   Gemma's **post-attention norm** gain (``ln1_post``: applied to the attention output before it
@@ -40,7 +40,7 @@ Measured on Gemma 3 270M (compat processing; 1,024 of 262,144 rows sampled, seed
 * L4H1 → L5H1: 0.003 ± 0.002, although L5H1 is the top induction head and L4H1 its best partner
   by both measures; L2H3 (the top previous-token head) → L5H1: 0.000. Whatever L5H1's keys read,
   it is not the embedding moved by one head: on this circuit the layer-5 induction head is
-  invisible, so claim it with attention patterns (:mod:`pytest_annotate.head_roles`) instead.
+  invisible, so claim it with attention patterns (:mod:`pytest_annotate.checks.head_roles`) instead.
 * Random pairs: 0.000 (chance is 3.8e-6).
 
 >>> result = check_k_composition(lab, "L10H1", "L11H2")            # doctest: +SKIP
@@ -48,234 +48,39 @@ Measured on Gemma 3 270M (compat processing; 1,024 of 262,144 rows sampled, seed
 (0.58, 1024)
 """
 
+
 from __future__ import annotations
 
 import math
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Literal, get_args
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from transformer_lens import FactoredMatrix
 
-from pytest_annotate.components import Component, ModelShape, parse_component
 from pytest_annotate.errors import ComponentError
-from pytest_annotate.results import Result, kind
+from pytest_annotate.results import Measurement, Result, asserting, kind
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge.composition_scores import CompositionScores
 
     from pytest_annotate.lab import Lab
+from pytest_annotate.interventions.heads import HeadSpec, head_name, parse_head
+from pytest_annotate.scoring.weights import (
+    CircuitWeights,
+    circuit_weights,
+    embed_tokens,
+)
 
 CompositionMode = Literal["Q", "K", "V"]
 COMPOSITION_MODES: tuple[CompositionMode, ...] = get_args(CompositionMode)
-
-HeadSpec = str | tuple[int, int] | Component
-"""A head as researchers write it, ``"L5H1"``, as ``(layer, head)``, or a head ``Component``."""
 
 DEFAULT_ROWS = 1024
 """Rows of the vocab × vocab circuit sampled by default: a standard error of ≤ 0.016 on any accuracy
 (0.015 at Gemma's 0.58), in ~5–10 s per pair on one CPU core for Gemma's 262k vocabulary."""
 _CHUNK_BYTES = 1 << 28  # 256 MiB of scores per chunk of rows
-
-
-# --------------------------------------------------------------------------- heads
-
-
-def parse_head(lab: Lab, head: HeadSpec) -> tuple[int, int]:
-    """``"L5H1"`` (or ``(5, 1)``, or a head :class:`~pytest_annotate.components.Component`) → ``(5, 1)``.
-
-    Parsed by :mod:`pytest_annotate.components` (the one parser of component names), so a bad
-    name gets the same :class:`ComponentError` listing the valid names as everywhere else.
-
-    >>> parse_head(lab, "L5H1")                                    # doctest: +SKIP
-    (5, 1)
-    >>> parse_head(lab, "L5H40")                                   # doctest: +SKIP
-    Traceback (most recent call last):
-    ComponentError: 'L5H40': head 40 is out of range: gemma-3-270m-q4_k_m has 4 heads per layer (0..3). Valid: ...
-    """
-    return _parse_head(head, ModelShape.of(lab))
-
-
-def parse_head_name(head: HeadSpec, *, n_layers: int, n_heads: int, model_id: str) -> tuple[int, int]:
-    """:func:`parse_head` for a model known only by its shape (a score table, a snapshot)."""
-    return _parse_head(head, ModelShape(n_layers=n_layers, n_heads=n_heads, model_id=model_id))
-
-
-_KIND_WORDS = {
-    "block": "a whole block",
-    "attn": "an attention layer",
-    "mlp": "an MLP",
-    "embed": "the token embedding",
-    "pos_embed": "the position embedding",
-}
-
-
-def _parse_head(head: HeadSpec, shape: ModelShape) -> tuple[int, int]:
-    if isinstance(head, tuple) and len(head) == 2 and all(isinstance(x, int) for x in head):
-        head = head_name(*head)
-    if not isinstance(head, (str, Component)):
-        raise ComponentError(f"{head!r} is not a head: give a name like 'L5H1' or a (layer, head) pair")
-    component = parse_component(head, shape)
-    if component.kind != "head" or component.layer is None or component.head is None:
-        raise ComponentError(
-            f"{head!r} is {_KIND_WORDS.get(component.kind, component.kind)}, not an attention head: name one head, "
-            f"like L5H1. Valid heads of {shape.model_id}: L0H0..L{shape.n_layers - 1}H{shape.n_heads - 1}."
-        )
-    return component.layer, component.head
-
-
-def head_name(layer: int, head: int) -> str:
-    return f"L{layer}H{head}"
-
-
-# --------------------------------------------------------------------------- weights with gains
-
-
-@dataclass(frozen=True)
-class CircuitWeights:
-    """A model's attention weights with every normalisation gain on the path folded in.
-
-    ``W_K`` and ``W_V`` are expanded to one matrix per query head (grouped-query attention).
-    The unembedding is kept as the model's own tensor (it is 262k columns wide for Gemma) with the
-    final norm's gain beside it, so nothing vocab-sized is copied.
-    """
-
-    W_Q: Float[Tensor, "layer head d_model d_head"]
-    """Query weights, with the pre-attention norm gain and, for Gemma, q_norm × k_norm gains."""
-    W_K: Float[Tensor, "layer head d_model d_head"]
-    W_V: Float[Tensor, "layer head d_model d_head"]
-    W_O: Float[Tensor, "layer head d_head d_model"]
-    """Output weights, with the post-attention norm gain where the model has one (Gemma)."""
-    W_U: Float[Tensor, "d_model vocab"]
-    final_gain: Float[Tensor, " d_model"]
-    """The final norm's gain (ones in compat processing, where it is folded into W_U)."""
-    final_centers: bool
-    """Whether the final norm subtracts the mean (LayerNorm) or not (RMSNorm)."""
-
-    @cached_property
-    def _collapsed(self) -> dict[str, Tensor]:
-        return {}
-
-    def collapsed(self, which: Literal["OV_left", "QK_right", "QKT_right", "OV_right"]) -> Tensor:
-        """TransformerLens's ``collapse_l`` / ``collapse_r`` of a circuit, for every head, computed once.
-
-        ``‖L R‖_F = ‖collapse_l(L) · collapse_r(R)‖_F`` (the orthogonal SVD factors drop out), so these
-        [layer, head, d_head, d_model] / [layer, head, d_model, d_head] tensors are all a composition
-        score needs; computing each head's SVD once, not once per pair, is what makes the all-pairs
-        table take seconds.
-        """
-        if which not in self._collapsed:
-            with torch.inference_mode(), single_threaded():
-                self._collapsed[which] = {
-                    "OV_left": lambda: self.OV.collapse_l(),
-                    "QK_right": lambda: self.QK.collapse_r(),
-                    "QKT_right": lambda: self.QK.T.collapse_r(),
-                    "OV_right": lambda: self.OV.collapse_r(),
-                }[which]()
-        return self._collapsed[which]
-
-    @property
-    def OV(self) -> FactoredMatrix:
-        """``W_V W_O`` per head: [layer, head, d_model, d_model], residual in → residual out."""
-        return FactoredMatrix(self.W_V, self.W_O)
-
-    @property
-    def QK(self) -> FactoredMatrix:
-        """``W_Q W_Kᵀ`` per head: [layer, head, d_model (query), d_model (key)]."""
-        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
-
-
-def norm_gain(module: torch.nn.Module | None, width: int, *, device: str, dtype: torch.dtype) -> Tensor:
-    """The elementwise gain of a LayerNorm/RMSNorm module (ones when there is no module).
-
-    Probing the module with ``x = (+1, -1, +1, ...)`` (mean 0, rms 1, so it is left unscaled by
-    either norm) gives ``gain ⊙ x + bias``; the zero vector gives ``bias``. This reads Gemma's
-    ``(1 + w)`` offset convention, folded weights (compat) and raw weights (raw) the same way,
-    without knowing how each architecture stores them.
-    """
-    if module is None:
-        return torch.ones(width, device=device, dtype=dtype)
-    probe = torch.ones(width, device=device, dtype=dtype)
-    probe[1::2] = -1
-    with torch.inference_mode():
-        out = module(probe[None, None]) - module(torch.zeros(1, 1, width, device=device, dtype=dtype))
-    return (out[0, 0] * probe).detach().clone()
-
-
-_weights_memo: weakref.WeakKeyDictionary[Lab, tuple[tuple[float, ...], CircuitWeights]] = weakref.WeakKeyDictionary()
-
-
-def circuit_weights(lab: Lab) -> CircuitWeights:
-    """The Lab's :class:`CircuitWeights`, computed once per set of weights (memoized per Lab)."""
-    fingerprint = lab.fingerprint()
-    hit = _weights_memo.get(lab)
-    if hit is not None and hit[0] == fingerprint:
-        return hit[1]
-    bridge, cfg = lab.bridge, lab.cfg
-    device = lab.device
-    dtype = torch.float32 if lab.dtype in (torch.float16, torch.bfloat16) else lab.dtype
-    d_model, d_head, n_heads = lab.d_model, int(cfg.d_head), lab.n_heads
-
-    def stacked(t: Tensor) -> Tensor:
-        t = t.detach().to(device=device, dtype=dtype)
-        # Grouped-query attention: query head h reads key/value head h // (n_heads // n_kv_heads),
-        # the layout TransformerBridge.QK/OV use (its _expand_kv_heads is private).
-        return t.repeat_interleave(n_heads // t.shape[1], dim=1) if t.shape[1] != n_heads else t
-
-    with torch.inference_mode():
-        W_Q, W_K, W_V, W_O = (stacked(w) for w in (bridge.W_Q, bridge.W_K, bridge.W_V, bridge.W_O))
-        blocks = list(bridge.blocks)
-        g_in = torch.stack([norm_gain(getattr(b, "ln1", None), d_model, device=device, dtype=dtype) for b in blocks])
-        g_post = torch.stack(
-            [norm_gain(getattr(b, "ln1_post", None), d_model, device=device, dtype=dtype) for b in blocks]
-        )
-        g_q = torch.stack(
-            [norm_gain(getattr(b.attn, "q_norm", None), d_head, device=device, dtype=dtype) for b in blocks]
-        )
-        g_k = torch.stack(
-            [norm_gain(getattr(b.attn, "k_norm", None), d_head, device=device, dtype=dtype) for b in blocks]
-        )
-        weights = CircuitWeights(
-            W_Q=g_in[:, None, :, None] * W_Q * (g_q * g_k)[:, None, None, :],
-            W_K=g_in[:, None, :, None] * W_K,
-            W_V=g_in[:, None, :, None] * W_V,
-            W_O=W_O * g_post[:, None, None, :],
-            W_U=bridge.W_U.detach(),
-            final_gain=norm_gain(getattr(bridge, "ln_final", None), d_model, device=device, dtype=dtype),
-            final_centers=str(cfg.normalization_type).startswith("LN"),
-        )
-    _weights_memo[lab] = (fingerprint, weights)
-    return weights
-
-
-def embed_tokens(lab: Lab, ids: Int[Tensor, " n"]) -> Float[Tensor, "n d_model"]:
-    """Token embeddings as the residual stream receives them (the model's embedding module:
-    Gemma's ``sqrt(d_model)`` scale included; no positional embedding)."""
-    with torch.inference_mode():
-        out = lab.bridge.embed(ids.to(lab.device)[None])[0]
-    return out.detach().float() if out.dtype in (torch.float16, torch.bfloat16) else out.detach()
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run small dense LAPACK work (eig, SVD of 256 × 256 blocks) on one CPU thread.
-
-    Such problems gain nothing from threads, and threaded LAPACK collapses on a busy CPU: 72
-    eigenproblems of 256 × 256 took 449 s with torch's default 2 threads and 5.5 s with 1 on a
-    shared 2-core machine. The previous thread count is restored on exit.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -413,9 +218,20 @@ class CompositionResult(Result):
         half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
         return (max(0.0, centre - half), min(1.0, centre + half))
 
+    @property
     def claim(self) -> str:
         target = f": top-1 accuracy ≥ {self.min_accuracy:.3f}" if self.min_accuracy is not None else ""
         return f"{self.prev_head} → {self.ind_head} K-composition{target} on {self.model_id}"
+
+    def measured(self) -> str:
+        return f"top-1 accuracy {self.accuracy:.4f}"
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        return (
+            Measurement(f"{self.prev_head}→{self.ind_head} K-composition top-1 accuracy", self.accuracy,
+                        ">=" if self.min_accuracy is not None else None, self.min_accuracy, primary=True),
+            Measurement(f"{self.prev_head}→{self.ind_head} K-composition score", self.k_composition_score),
+        )
 
     def report(self) -> str:
         rows = (
@@ -430,6 +246,7 @@ class CompositionResult(Result):
         elif self.n_rows < self.d_vocab:  # 0 or all hits: no spread in the sample, but not certainty
             se = f" (95% interval {low:.4f}–{high:.4f})"
         lines = [
+            self.headline(),
             f"K-composition full circuit {self.prev_head} → {self.ind_head} on {self.model_id}:",
             f"  W_E W_Q({self.ind_head}) · (W_E W_V({self.prev_head}) W_O({self.prev_head}) W_K({self.ind_head}))ᵀ, "
             f"{self.d_vocab:,} × {self.d_vocab:,}, norm gains included",
@@ -437,9 +254,9 @@ class CompositionResult(Result):
         ]
         if self.min_accuracy is not None:
             gap = self.accuracy - self.min_accuracy
-            verdict = "holds" if self.passed else "FAILS"
+            verdict = "holds" if self.passed else "misses"
             lines.append(
-                f"Claim: accuracy ≥ {self.min_accuracy:.4f}: {verdict} "
+                f"  claim     accuracy ≥ {self.min_accuracy:.4f}: {verdict} "
                 f"({'above' if gap >= 0 else 'below'} by {abs(gap):.4f}"
                 + (f", {abs(gap) / self.accuracy_se:.1f} s.e." if self.accuracy_se else "")
                 + ")"
@@ -520,38 +337,12 @@ def check_k_composition(
     )
 
 
-def assert_k_composition(
-    lab: Lab,
-    prev_head: HeadSpec,
-    ind_head: HeadSpec,
-    *,
-    min_accuracy: float,
-    n_rows: int | None = DEFAULT_ROWS,
-    seed: int = 0,
-) -> CompositionResult:
-    """Assert that ``prev_head``'s output feeds ``ind_head``'s keys: top-1 accuracy ≥ ``min_accuracy``.
+assert_k_composition = asserting(
+    check_k_composition,
+    "assert_k_composition",
+    """Assert that ``prev_head``'s output feeds ``ind_head``'s keys: top-1 accuracy ≥ ``min_accuracy``
+    (see :func:`check_k_composition`).
 
     >>> assert_k_composition(lab, "L10H1", "L11H2", min_accuracy=0.5)   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_k_composition(lab, prev_head, ind_head, min_accuracy=min_accuracy, n_rows=n_rows, seed=seed)
-    result.raise_if_failed(result.claim())
-    return result
-
-
-__all__: Sequence[str] = (
-    "COMPOSITION_MODES",
-    "CircuitWeights",
-    "CompositionMode",
-    "CompositionResult",
-    "assert_k_composition",
-    "check_k_composition",
-    "circuit_weights",
-    "composition_scores",
-    "embed_tokens",
-    "k_composition_circuit",
-    "norm_gain",
-    "parse_head",
-    "parse_head_name",
-    "single_threaded",
+    """,
 )

@@ -52,7 +52,7 @@ deleted when a new one is written. Entries are written atomically under a file l
 xdist workers process a model once and the others map the result. An entry is a valid safetensors
 file (one tensor per storage, the layouts in its metadata), ~1.7 GB for Gemma 3 270M in float32.
 
->>> from pytest_annotate.fastload import boot, load_tokenizer          # doctest: +SKIP
+>>> from pytest_annotate.models.processed import boot, load_tokenizer          # doctest: +SKIP
 >>> tok = load_tokenizer(src)                                             # doctest: +SKIP
 >>> bridge = boot(src, hf_model, tok, device="cpu", dtype=torch.float32,
 ...             processing="compat", cache_dir=cache_root() / "processed").bridge  # doctest: +SKIP
@@ -73,7 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_annotate.filelock import file_lock
+from pytest_annotate.models.embedded import lock_file
 
 if TYPE_CHECKING:
     import torch
@@ -181,7 +181,7 @@ def boot(
     path = Path(cache_dir) / f"{slot}.safetensors"
     state = _read_entry(path, key, device, mmap)
     if state is None:
-        with file_lock(Path(cache_dir) / f".{slot}.lock"):
+        with lock_file(Path(cache_dir) / f".{slot}.lock"):
             state = _read_entry(path, key, device, mmap)  # another worker may have written it meanwhile
             if state is None:
                 status = _process_and_record(bridge, path, key, str(Path(source_dir).resolve()))

@@ -77,18 +77,18 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from pytest_annotate.components import (
+from pytest_annotate.errors import InterventionError
+from pytest_annotate.interventions.components import (
     Component,
     ComponentSpec,
     all_components,
     format_components,
     parse_components,
 )
-from pytest_annotate.errors import InterventionError
 
 if TYPE_CHECKING:
     from pytest_annotate.lab import FwdHook, Lab, Prompt
-    from pytest_annotate.scoring import AnswerScore
+    from pytest_annotate.scoring.answers import AnswerScore
 
 AblationName = Literal["zero", "mean", "resample", "skip"]
 """The ablations; the single source of truth for their names."""
@@ -226,8 +226,8 @@ class Intervention:
         return lab.run(toks, fwd_hooks=self.fwd_hooks(lab, toks), key=self.key)
 
     def score(self, lab: Lab, prompt: Prompt, answer: str | int | Sequence[int]) -> AnswerScore:
-        """The answer's score under this intervention, by :func:`pytest_annotate.scoring.score_answer`."""
-        from pytest_annotate.scoring import score_answer, teacher_forced_tokens
+        """The answer's score under this intervention, by :func:`pytest_annotate.scoring.answers.score_answer`."""
+        from pytest_annotate.scoring.answers import score_answer, teacher_forced_tokens
 
         answer_ids = lab.answer_tokens(answer)
         toks = teacher_forced_tokens(lab, prompt, answer_ids)

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_annotate.models import ModelSpec
+    from pytest_annotate.models.spec import ModelSpec  # noqa: F401  (in a string below)
+    from pytest_annotate.snapshot.drift import DriftRecord  # noqa: F401  (in a string below)
+    from pytest_annotate.snapshot.state import SnapshotRunState  # noqa: F401  (in a string below)
 
 #: The resolved model specification for this session (set in ``pytest_configure``).
 MODEL_SPEC = pytest.StashKey["ModelSpec"]()
@@ -23,3 +25,8 @@ DTYPE = pytest.StashKey[str]()
 #: Results recorded during the run, for the terminal summary and the report:
 #: a list of ``(nodeid, result_object)`` pairs.
 RECORDED_RESULTS = pytest.StashKey[list[tuple[str, Any]]]()
+#: The drift records of a ``--snapshot-baseline`` run, in the order they were made
+#: (``missing`` ones are added at session finish). Empty in a normal run.
+DRIFT_RECORDS = pytest.StashKey[list["DriftRecord"]]()
+#: The snapshot layer's per-session bookkeeping (used files, outcomes, collected nodes).
+RUN_STATE = pytest.StashKey["SnapshotRunState"]()

@@ -31,7 +31,7 @@ planted ones). One forward pass gives every attention role and ``mover``; the un
 columns for Gemma) is never run.
 
 What the weights mean (Gemma's norm gains, its ``sqrt(d_model)`` embedding scale, grouped-query
-heads) is documented in :mod:`pytest_annotate.composition`. One consequence of the processing mode:
+heads) is documented in :mod:`pytest_annotate.checks.composition`. One consequence of the processing mode:
 compat processing centres the unembedding over the vocabulary (TransformerLens's
 ``center_unembed``, as in seed 002), so a ``mover`` score there is the effect on the next token's
 logit *minus the mean logit*; in raw processing it is the effect on the raw logit (Gemma's L11H2:
@@ -53,30 +53,32 @@ Measured on Gemma 3 270M (compat processing, default inputs; seeds 1 and 2 move 
 >>> assert_head_role(lab, "L5H1", "induction", min_score=0.8, top_k=1)   # doctest: +SKIP
 """
 
+
 from __future__ import annotations
 
 import math
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, get_args
 
 import numpy as np
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from pytest_annotate.composition import (
+from pytest_annotate.errors import AnnotateError, PromptError, close_matches
+from pytest_annotate.interventions.heads import (
     HeadSpec,
+    head_name,
+    parse_head_name,
+)
+from pytest_annotate.results import Measurement, Result, kind
+from pytest_annotate.scoring.weights import (
     circuit_weights,
     embed_tokens,
-    head_name,
-    parse_head,
-    parse_head_name,
     single_threaded,
 )
-from pytest_annotate.errors import AnnotateError, PromptError, close_matches
-from pytest_annotate.results import Result, kind
 from pytest_annotate.strategies import ordinary_token_ids
 
 if TYPE_CHECKING:
@@ -519,6 +521,12 @@ class HeadScores(Result):
         order = np.argsort(-flat, kind="stable")[:k]
         return [(head_name(int(i) // self.n_heads, int(i) % self.n_heads), float(flat[i])) for i in order]
 
+    #: A table of scores: it measures, and claims nothing.
+    judged: ClassVar[bool] = False
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        return tuple(Measurement(f"{name} {self.role} score", value) for name, value in self.top(3))
+
     def report(self, highlight: int = 5) -> str:
         top = self.top(highlight)
         marks = {name: i + 1 for i, (name, _) in enumerate(top)}
@@ -598,154 +606,3 @@ def head_scores(lab: Lab, role: Role, *, inputs: Inputs = None) -> HeadScores:
 
 def _nested(table: Tensor) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(x) for x in row) for row in table.tolist())
-
-
-# --------------------------------------------------------------------------- claims
-
-
-@dataclass(frozen=True, eq=False)
-class HeadRoleResult(Result):
-    """Whether one head plays a role: its score, its rank among all heads, and the top heads."""
-
-    head: str
-    role: str
-    model_id: str
-    inputs: str
-    score: float = field(metadata=kind("prob"))
-    rank: int
-    """0 for the top-scoring head of the model."""
-    n_heads_total: int
-    top_heads: tuple[tuple[str, float], ...]
-    """The 5 highest-scoring heads, best first."""
-    min_score: float | None = None
-    top_k: int | None = None
-    passed: bool = True
-
-    def claim(self) -> str:
-        parts = []
-        if self.min_score is not None:
-            parts.append(f"score ≥ {self.min_score:g}")
-        if self.top_k is not None:
-            parts.append("the top head" if self.top_k == 1 else f"among the top {self.top_k} heads")
-        words = self.role.replace("_", "-")
-        article = "an" if words[0] in "aeiou" else "a"
-        return f"{self.head} is {article} {words} head on {self.model_id}: {' and '.join(parts)}"
-
-    def report(self) -> str:
-        lines = [
-            f"{self.role} score of {self.head} on {self.model_id}: {self.score:.4f}",
-            f"Score: {ROLE_DEFINITIONS.get(self.role, self.role)}",  # type: ignore[call-overload]
-            f"Inputs: {self.inputs}",
-            f"Rank: {_ordinal(self.rank + 1)} of {self.n_heads_total} heads",
-        ]
-        if self.min_score is not None:
-            gap = self.score - self.min_score
-            lines.append(
-                f"Claim score ≥ {self.min_score:g}: {'holds' if gap >= 0 else 'FAILS'} "
-                f"({'above' if gap >= 0 else 'below'} by {abs(gap):.4f})"
-            )
-        if self.top_k is not None:
-            ok = self.rank < self.top_k
-            lines.append(
-                f"Claim top-{self.top_k}: {'holds' if ok else 'FAILS'} "
-                f"({self.head} is {_ordinal(self.rank + 1)}"
-                + ("" if ok else f"; {self.rank + 1 - self.top_k} head(s) would have to drop below it")
-                + ")"
-            )
-        lines.append(f"Top {len(self.top_heads)} {self.role} heads:")
-        for i, (name, value) in enumerate(self.top_heads):
-            arrow = "  <- " + self.head if name == self.head else ""
-            lines.append(f"  {i + 1}. {name:<7} {value:8.4f}{arrow}")
-        if not self.passed:
-            layer = self.head.split("H")[0][1:]
-            lines.append(
-                f"Next: print head_scores(lab, {self.role!r}) for the whole table; look at the pattern "
-                f"blocks.{layer}.attn.hook_pattern of {self.head} on these inputs; if the role moved to another head, "
-                "check the checkpoint and processing mode (compat/raw) match the finding's."
-            )
-        return "\n".join(lines)
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def check_head_role(
-    lab: Lab,
-    head: HeadSpec,
-    role: Role,
-    *,
-    min_score: float | None = None,
-    top_k: int | None = None,
-    inputs: Inputs = None,
-) -> HeadRoleResult:
-    """Does ``head`` play ``role``: is its score ≥ ``min_score`` and/or is it among the ``top_k`` heads?
-
-    ``top_k=1`` claims it is *the* top head for the role. At least one of the two claims is needed.
-    """
-    role = check_role(role)
-    layer, index = parse_head(lab, head)
-    if min_score is None and top_k is None:
-        raise RoleError(
-            f"check_head_role({head_name(layer, index)!r}, {role!r}) claims nothing: give min_score=… or top_k=…"
-        )
-    if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= lab.n_layers * lab.n_heads):
-        raise RoleError(f"top_k={top_k!r}: give a whole number from 1 (the top head) to {lab.n_layers * lab.n_heads}")
-    if min_score is not None and not math.isfinite(min_score):
-        raise RoleError(f"min_score={min_score!r}: give a finite number")
-    table = head_scores(lab, role, inputs=inputs)
-    name = head_name(layer, index)
-    score, rank = table.score(name), table.rank(name)
-    passed = (min_score is None or score >= min_score) and (top_k is None or rank < top_k)
-    return HeadRoleResult(
-        head=name,
-        role=role,
-        model_id=lab.model_id,
-        inputs=table.inputs,
-        score=score,
-        rank=rank,
-        n_heads_total=table.n_layers * table.n_heads,
-        top_heads=tuple(table.top(5)),
-        min_score=min_score,
-        top_k=top_k,
-        passed=passed,
-    )
-
-
-def assert_head_role(
-    lab: Lab,
-    head: HeadSpec,
-    role: Role,
-    *,
-    min_score: float | None = None,
-    top_k: int | None = None,
-    inputs: Inputs = None,
-) -> HeadRoleResult:
-    """Assert that ``head`` plays ``role`` (see :func:`check_head_role`); returns the result.
-
-    >>> assert_head_role(lab, "L5H1", "induction", min_score=0.8, top_k=1)   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_head_role(lab, head, role, min_score=min_score, top_k=top_k, inputs=inputs)
-    result.raise_if_failed(result.claim())
-    return result
-
-
-__all__: Sequence[str] = (
-    "ATTENTION_ROLES",
-    "ROLES",
-    "ROLE_DEFINITIONS",
-    "CopyingBasis",
-    "HeadRoleResult",
-    "HeadScores",
-    "RepeatedRandomTokens",
-    "Role",
-    "RoleError",
-    "assert_head_role",
-    "check_head_role",
-    "check_role",
-    "direct_logit_attribution",
-    "head_scores",
-    "target_masks",
-)

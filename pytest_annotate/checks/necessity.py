@@ -7,16 +7,16 @@
 * :func:`assert_layer_unnecessary`: ablating it drops the score by at most ``max_drop`` under every
   ablation (the controls are measured and shown for context).
 * :func:`check_sufficiency` / :func:`assert_circuit_sufficient`: with only the kept components
-  running (:func:`pytest_annotate.interventions.keep_only`), the answer still has rank
+  running (:func:`pytest_annotate.interventions.ablations.keep_only`), the answer still has rank
   ``<= max_rank`` (and probability ``>= min_prob``).
 
 The named component and its controls, under every ablation type, run in **one** batched forward
-pass (:func:`pytest_annotate.sweeps.score_interventions`). Controls are drawn with
+pass (:func:`pytest_annotate.scoring.sweeps.score_interventions`). Controls are drawn with
 ``random.Random(seed)``, so a test draws the same controls on every run. The control effect is
 the **median** drop over the controls, so that one control that happens to matter as well (block 0
 matters for everything) does not sink a specific claim; every control's drop is in the report.
 
-Scores (:data:`~pytest_annotate.sweeps.Metric`): ``logprob`` (the answer's joint log-probability,
+Scores (:data:`~pytest_annotate.scoring.sweeps.Metric`): ``logprob`` (the answer's joint log-probability,
 nats; the default), ``prob`` (joint probability), ``logit`` (first token's logit), ``rank`` (greedy
 rank; its "drop" is the rise in rank). Defaults for the thresholds are per metric
 (:data:`DEFAULT_THRESHOLDS`): a necessary component costs at least 1 nat (the answer becomes
@@ -40,16 +40,46 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from pytest_annotate.components import Component, ComponentSpec, all_components, format_components, kinds_of, parse_components
 from pytest_annotate.errors import ComponentError
-from pytest_annotate.interventions import ABLATIONS, AblationName, Intervention, ablate, check_ablation, keep_only
-from pytest_annotate.results import Result, fmt_prob, fmt_prompt, fmt_token, kind
-from pytest_annotate.scoring import score_answer
-from pytest_annotate.sweeps import METRIC_WORDS, AnswerMetrics, Metric, check_metric, fmt_drop, score_interventions
+from pytest_annotate.interventions.ablations import (
+    ABLATIONS,
+    AblationName,
+    Intervention,
+    ablate,
+    check_ablation,
+    keep_only,
+)
+from pytest_annotate.interventions.components import (
+    Component,
+    ComponentSpec,
+    all_components,
+    format_components,
+    kinds_of,
+    parse_components,
+)
+from pytest_annotate.results import (
+    Measurement,
+    Op,
+    Result,
+    asserting,
+    fmt_prob,
+    fmt_prompt,
+    fmt_token,
+    kind,
+)
+from pytest_annotate.scoring.answers import score_answer
+from pytest_annotate.scoring.sweeps import (
+    METRIC_WORDS,
+    AnswerMetrics,
+    Metric,
+    check_metric,
+    fmt_drop,
+    score_interventions,
+)
 
 if TYPE_CHECKING:
     from pytest_annotate.lab import Lab, Prompt
-    from pytest_annotate.predictions import Prediction
+    from pytest_annotate.scoring.reading import Prediction
 
 Claim = Literal["necessary", "unnecessary"]
 
@@ -103,7 +133,8 @@ class AblationVerdict:
 class NecessityResult(Result):
     """Verdict of :func:`check_necessity`: a row per ablation type; all must agree."""
 
-    claim: Claim
+    claimed: Claim
+    """``necessary`` or ``unnecessary``: which way the claim goes."""
     component: str
     model_id: str
     prompt: str
@@ -134,15 +165,36 @@ class NecessityResult(Result):
         return self.control_kind.split(" ")[-1]
 
     @property
-    def statement(self) -> str:
+    def claim(self) -> str:
         hows = " and ".join(r.ablation for r in self.rows)
-        return (f"{self.component} is {self.claim} for {_answer_words(self.answer_str_tokens)} after {self.prompt!r} "
+        return (f"{self.component} is {self.claimed} for {_answer_words(self.answer_str_tokens)} after {self.prompt!r} "
                 f"({hows} ablation)")
+
+    def measured(self) -> str:
+        drops = ", ".join(f"{r.ablation} {fmt_drop(r.drop, self.metric)}" for r in self.rows)
+        return f"drop in {METRIC_WORDS[self.metric]}: {drops}"
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        words, unit = _MEASURED_WORDS[self.metric], "nats" if self.metric == "logprob" else ""
+        op: Op = ">=" if self.claimed == "necessary" else "<="
+        threshold = self.min_drop if self.claimed == "necessary" else self.max_drop
+        out = [
+            Measurement(f"{row.ablation}-ablating {self.component}: drop in answer {words}", row.drop, op, threshold,
+                        primary=True, unit=unit)
+            for row in self.rows
+        ]
+        out += [
+            Measurement(f"{row.ablation}-ablating random other {self.control_kind} (median): drop in answer {words}",
+                        row.control_drop, unit=unit)
+            for row in self.rows
+            if row.control_drop is not None
+        ]
+        return tuple(out)
 
     def _condition(self) -> str:
         unit = _unit(self.metric)
         verb = _VERBS[self.metric]
-        if self.claim == "unnecessary":
+        if self.claimed == "unnecessary":
             return f"ablating it must {verb} by at most {_num(self.max_drop, self.metric)}{unit}"
         text = f"ablating it must {verb} by at least {_num(self.min_drop, self.metric)}{unit}"
         if self.control_margin is not None and self.rows and self.rows[0].controls:
@@ -154,9 +206,7 @@ class NecessityResult(Result):
     def report(self) -> str:
         m = self.metric
         failed = [r for r in self.rows if not r.passed]
-        head = f"{'PASSED' if self.passed else 'FAILED'}  {self.statement}"
-        measured = ", ".join(f"{r.ablation} {fmt_drop(r.drop, m)}" for r in self.rows)
-        lines = [f"{head}: drop in {METRIC_WORDS[m]}: {measured}", f"  claim     {self._condition()}"]
+        lines = [self.headline(), f"  claim     {self._condition()}"]
         for r in failed:
             lines.append(f"  missed    {r.ablation}: {r.why}")
         if not self.passed:
@@ -192,7 +242,7 @@ class NecessityResult(Result):
         sweep_hint = (f"sweep(model, {self.prompt!r}, {_answer_text(self.answer_str_tokens)!r}, {sweep_kind!r}, "
                       f"ablation={failed[0].ablation!r}) ranks each of the {sweep_kind}s by its effect")
         hints = []
-        if self.claim == "necessary":
+        if self.claimed == "necessary":
             if any("below min_drop" in r.why for r in failed):
                 hints.append(f"{self.component} matters less than claimed here; " + sweep_hint)
             held = [r.ablation for r in self.rows if r.passed]
@@ -226,14 +276,26 @@ class SufficiencyResult(Result):
     passed: bool
 
     @property
-    def statement(self) -> str:
+    def claim(self) -> str:
         prob = f" with prob >= {fmt_prob(self.min_prob)}" if self.min_prob is not None else ""
         where = "top-1" if self.max_rank == 0 else f"within rank {self.max_rank}"
         return f"'{self.circuit}' is sufficient: {self.full.answer!r} stays {where}{prob} after {self.full.prompt!r}"
 
+    def measured(self) -> str:
+        return f"rank {self.under_circuit.rank}, prob {fmt_prob(self.under_circuit.prob)}"
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        c = self.under_circuit
+        return (
+            Measurement(f"answer rank under '{self.circuit}'", c.rank, "<=", float(self.max_rank), primary=True),
+            Measurement(f"answer prob under '{self.circuit}'", c.prob, ">=" if self.min_prob is not None else None,
+                        self.min_prob, primary=self.min_prob is not None),
+            Measurement("answer prob, full model", self.full.prob),
+        )
+
     def report(self) -> str:
         c, f = self.under_circuit, self.full
-        lines = [f"{'PASSED' if self.passed else 'FAILED'}  {self.statement}: rank {c.rank}, prob {fmt_prob(c.prob)}"]
+        lines = [self.headline()]
         if c.rank > self.max_rank:
             short = c.rank - self.max_rank
             lines.append(f"  missed    the answer has rank {c.rank} under the circuit, {short} place"
@@ -390,7 +452,7 @@ def check_necessity(
         verdicts.append(AblationVerdict(how, named, drop, ctrl_runs, ctrl_drop, passed, why))
     answer_ids = model.answer_tokens(answer)
     return NecessityResult(
-        claim=claim,
+        claimed=claim,
         component=format_components(comps),
         model_id=model.model_id,
         prompt=prompt if isinstance(prompt, str) else "".join(model.str_tokens(prompt)),
@@ -437,64 +499,27 @@ def _judge(
     return not whys, "; ".join(whys)
 
 
-def assert_layer_necessary(
-    model: Lab,
-    prompt: Prompt,
-    answer: str | int | Sequence[int],
-    component: ComponentSpec,
-    *,
-    ablation: AblationName | Sequence[AblationName] = ("zero", "mean"),
-    min_drop: float | None = None,
-    metric: Metric = "logprob",
-    reference: Iterable[Prompt] | None = None,
-    control_margin: float | None = None,
-    n_controls: int = DEFAULT_CONTROLS,
-    seed: int = 0,
-    max_batch_size: int | None = None,
-) -> NecessityResult:
-    """Assert that ablating ``component`` hurts the answer, and more than ablating random peers does.
+assert_layer_necessary = asserting(
+    check_necessity,
+    "assert_layer_necessary",
+    """Assert that ablating ``component`` hurts the answer, and more than ablating random peers does:
+    :func:`check_necessity` with ``claim="necessary"``.
 
-    Raises :class:`~pytest_annotate.errors.VerdictError` with the report when it does not; returns
-    the result when it does. See :func:`check_necessity` for the arguments.
+    >>> assert_layer_necessary(lab, "January February March April", " May", "L3")   # doctest: +SKIP
+    """,
+    claim="necessary",
+)
 
-    >>> assert_layer_necessary(model, "January February March April", " May", "L12H0",
-    ...                        reference=["June July August September", "March April May June"])  # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_necessity(model, prompt, answer, component, claim="necessary", ablation=ablation,
-                             min_drop=min_drop, metric=metric, reference=reference, control_margin=control_margin,
-                             n_controls=n_controls, seed=seed, max_batch_size=max_batch_size)
-    result.raise_if_failed()
-    return result
+assert_layer_unnecessary = asserting(
+    check_necessity,
+    "assert_layer_unnecessary",
+    """Assert that ablating ``component`` costs the answer at most ``max_drop`` under every ablation:
+    :func:`check_necessity` with ``claim="unnecessary"``.
 
-
-def assert_layer_unnecessary(
-    model: Lab,
-    prompt: Prompt,
-    answer: str | int | Sequence[int],
-    component: ComponentSpec,
-    *,
-    ablation: AblationName | Sequence[AblationName] = ("zero", "mean"),
-    max_drop: float | None = None,
-    metric: Metric = "logprob",
-    reference: Iterable[Prompt] | None = None,
-    n_controls: int = DEFAULT_CONTROLS,
-    seed: int = 0,
-    max_batch_size: int | None = None,
-) -> NecessityResult:
-    """Assert that ablating ``component`` costs the answer at most ``max_drop`` under every ablation.
-
-    >>> assert_layer_unnecessary(model, "January February March April", " May", "L6", ablation="zero")  # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_necessity(model, prompt, answer, component, claim="unnecessary", ablation=ablation,
-                             max_drop=max_drop, metric=metric, reference=reference, n_controls=n_controls,
-                             seed=seed, max_batch_size=max_batch_size)
-    result.raise_if_failed()
-    return result
-
-
-# --------------------------------------------------------------------------- sufficiency
+    >>> assert_layer_unnecessary(lab, "January February March April", " May", "L6", max_drop=0.5)  # doctest: +SKIP
+    """,
+    claim="unnecessary",
+)
 
 
 def check_sufficiency(
@@ -510,9 +535,9 @@ def check_sufficiency(
     """Does the answer survive with only ``keep`` running (everything else skipped)?
 
     ``keep`` is component names (``["L0-L7", "MLP9"]``), or an :class:`Intervention` built with
-    :func:`~pytest_annotate.interventions.keep_only` (combined with e.g. ``bypass_norm``).
+    :func:`~pytest_annotate.interventions.ablations.keep_only` (combined with e.g. ``bypass_norm``).
     """
-    from pytest_annotate.predictions import read_prediction
+    from pytest_annotate.scoring.reading import read_prediction
 
     if max_rank < 0:
         raise ValueError(f"max_rank must be 0 or more (0 = top-1), not {max_rank}")
@@ -526,23 +551,15 @@ def check_sufficiency(
                              None if min_prob is None else float(min_prob), passed)
 
 
-def assert_circuit_sufficient(
-    model: Lab,
-    prompt: Prompt,
-    answer: str | int | Sequence[int],
-    keep: ComponentSpec | Intervention,
-    *,
-    max_rank: int = 0,
-    min_prob: float | None = None,
-) -> SufficiencyResult:
-    """Assert that with only ``keep`` running the answer has rank ``<= max_rank`` (and prob ``>= min_prob``).
+assert_circuit_sufficient = asserting(
+    check_sufficiency,
+    "assert_circuit_sufficient",
+    """Assert that with only ``keep`` running the answer has rank ``<= max_rank`` (and prob ``>= min_prob``):
+    see :func:`check_sufficiency`.
 
-    >>> assert_circuit_sufficient(model, "1 2 3 4", " 5", keep="L0-L16")   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_sufficiency(model, prompt, answer, keep, max_rank=max_rank, min_prob=min_prob)
-    result.raise_if_failed()
-    return result
+    >>> assert_circuit_sufficient(lab, "January February March April", " May", "L0-L8")   # doctest: +SKIP
+    """,
+)
 
 
 # --------------------------------------------------------------------------- formatting
@@ -554,6 +571,10 @@ _VERBS = {
     "logit": "lower the answer's logit",
     "rank": "raise the answer's rank",
 }
+
+
+#: How a metric is named in a measurement (the report and the checkpoint trajectories key on the name).
+_MEASURED_WORDS = {"logprob": "log-prob", "prob": "prob", "logit": "logit", "rank": "rank"}
 
 
 def _unit(metric: Metric) -> str:

@@ -5,7 +5,7 @@ It only collects what the run produced (each test's outcome and docstring, the r
 :mod:`pytest_annotate.report`, which builds and writes the report from those values.
 
 Load it with pytest-annotate's plugin (``pytest_plugins``) or alone with
-``-p pytest_annotate.report_plugin``.
+``-p pytest_annotate.plugin.report``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pytest_annotate import keys
+from pytest_annotate.plugin import keys
 from pytest_annotate.report.build import (
     ReportPaths,
     TestOutcome,
@@ -31,7 +31,14 @@ from pytest_annotate.report.build import (
     summarize_run,
     write_report,
 )
-from pytest_annotate.report.summary import ReportError, RunInfo, RunSummary, first_sentence, load_summaries, step_of
+from pytest_annotate.report.summary import (
+    ReportError,
+    RunInfo,
+    RunSummary,
+    first_sentence,
+    load_summaries,
+    step_of,
+)
 
 #: Packages whose versions go in the report's header.
 VERSIONED = ("pytest-annotate", "torch", "transformers", "transformer-lens", "numpy", "pytest")
@@ -193,7 +200,7 @@ def _run_info(config: pytest.Config) -> RunInfo:
     device = spec.device if spec is not None else ""
     lab = None
     try:
-        from pytest_annotate.plugin import LAB
+        from pytest_annotate.plugin.core import LAB
 
         lab = config.stash.get(LAB, None)
     except ImportError:  # pragma: no cover - the report plugin loaded without the main plugin's module
@@ -229,7 +236,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     collected = config.stash.get(_COLLECTED, None)
     if collected is None:
         return
-    from pytest_annotate.snapshot_plugin import drift_records
+    from pytest_annotate.plugin.snapshots import drift_records
 
     order = {nodeid: i for i, nodeid in enumerate(collected.docs)}
     outcomes = sorted(collected.outcomes.values(), key=lambda o: order.get(o.nodeid, len(order)))

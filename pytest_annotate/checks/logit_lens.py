@@ -9,7 +9,7 @@ Read after block ``k``, it gives the logits of the model with blocks ``k+1..`` s
 (``keep_only(lab, ["L0-Lk"])``), since then the last block's output *is* block ``k``'s; a test
 checks this too, so a lens claim and a keep-only claim are two views of one number.
 
-A multi-token answer is read by teacher forcing, as :mod:`pytest_annotate.scoring` scores it: at
+A multi-token answer is read by teacher forcing, as :mod:`pytest_annotate.scoring.answers` scores it: at
 every layer, each answer token is read at its own position, ``prob`` is the joint probability and
 ``rank`` the worst of the tokens' ranks, so "top-1 at layer 12" means the whole answer would be
 greedily decoded from layer 12's residual stream.
@@ -30,9 +30,22 @@ from jaxtyping import Float
 from torch import Tensor
 
 from pytest_annotate.lab import Lab, Prompt
-from pytest_annotate.predictions import Answer, describe_answer, describe_prompt, hint_lines, verdict_headline
-from pytest_annotate.results import Result, fmt_prob, fmt_prompt, fmt_token
-from pytest_annotate.scoring import answer_positions, score_from_logits, teacher_forced_tokens
+from pytest_annotate.results import (
+    Measurement,
+    Result,
+    asserting,
+    fmt_prob,
+    fmt_prompt,
+    fmt_token,
+    hint_lines,
+    verdict_headline,
+)
+from pytest_annotate.scoring.answers import (
+    answer_positions,
+    score_from_logits,
+    teacher_forced_tokens,
+)
+from pytest_annotate.scoring.reading import Answer, describe_answer, describe_prompt
 
 
 def resid_post_names(lab: Lab) -> list[str]:
@@ -112,13 +125,18 @@ class LogitLensResult(Result):
         within = f" (± {self.tolerance})" if self.tolerance else ""
         return f"{self.answer!r} first becomes top-1 at layer {self.claimed_layer}{within} after {self.prompt!r}"
 
-    def _measured(self) -> str:
+    def measured(self) -> str:
         if self.first_top1_layer is None:
             return f"never top-1; best rank {self.best.rank} at layer {self.best.layer}"
         return f"first top-1 at layer {self.first_top1_layer}"
 
+    def measurements(self) -> tuple[Measurement, ...]:
+        exact = self.claimed_layer is not None and not self.tolerance
+        return (Measurement("first layer where the answer is top-1", self.first_top1_layer, "==" if exact else None,
+                            float(self.claimed_layer) if exact else None, primary=True),)
+
     def report(self) -> str:
-        lines = [verdict_headline(self.passed, self.claim, self._measured())]
+        lines = [verdict_headline(self.verdict, self.claim, self.measured())]
         if not self.passed:
             if self.first_top1_layer is not None and self.claimed_layer is not None:
                 off = self.first_top1_layer - self.claimed_layer
@@ -241,14 +259,12 @@ def check_logit_lens(
     )
 
 
-def assert_first_top1_layer(
-    model: Lab, prompt: Prompt, answer: Answer, layer: int, *, tolerance: int = 0, bos: bool | None = None
-) -> LogitLensResult:
-    """Assert the layer at which the logit lens first ranks ``answer`` top-1 (within ``tolerance`` layers).
+assert_first_top1_layer = asserting(
+    check_logit_lens,
+    "assert_first_top1_layer",
+    """Assert the layer at which the logit lens first ranks ``answer`` top-1 (``layer=``, within
+    ``tolerance`` layers); see :func:`check_logit_lens`.
 
-    >>> assert_first_top1_layer(model, "January February March April", " May", 17)   # doctest: +SKIP
-    """
-    __tracebackhide__ = True
-    result = check_logit_lens(model, prompt, answer, layer=layer, tolerance=tolerance, bos=bos)
-    result.raise_if_failed()
-    return result
+    >>> assert_first_top1_layer(lab, "January February March April", " May", layer=7)   # doctest: +SKIP
+    """,
+)

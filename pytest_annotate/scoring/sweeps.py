@@ -3,11 +3,11 @@
 ``sweep(lab, "January February March April", " May", "block")`` ablates each of Gemma's 18
 blocks and scores the answer under each, in **one** forward pass: batch row ``r`` runs the
 prompt with component ``r`` ablated (the hooks index the batch dimension, see
-:func:`pytest_annotate.interventions.batched_fwd_hooks`). Rows are chunked to a batch size that
+:func:`pytest_annotate.interventions.ablations.batched_fwd_hooks`). Rows are chunked to a batch size that
 keeps memory bounded; only the answer positions are unembedded (Gemma's vocabulary is 262,144
 tokens, so a row of logits is 1 MiB per position), and each chunk's answer metrics are computed
 inside the loop and its logits dropped.
-Every answer metric comes from :func:`pytest_annotate.scoring.score_from_logits`, as in every
+Every answer metric comes from :func:`pytest_annotate.scoring.answers.score_from_logits`, as in every
 other check, so a sweep row and ``Intervention.score`` agree.
 
 Batched rows equal one-pass-per-component runs up to float32 rounding. MKL picks its matmul
@@ -39,12 +39,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor
 
-from pytest_annotate.components import (
+from pytest_annotate.errors import AnnotateError
+from pytest_annotate.interventions.ablations import (
+    AblationName,
+    Intervention,
+    ablate,
+    batched_fwd_hooks,
+    check_ablation,
+)
+from pytest_annotate.interventions.components import (
     COMPONENT_KINDS,
     Component,
     ComponentKind,
@@ -53,16 +61,13 @@ from pytest_annotate.components import (
     kinds_of,
     parse_components,
 )
-from pytest_annotate.errors import AnnotateError
-from pytest_annotate.interventions import (
-    AblationName,
-    Intervention,
-    ablate,
-    batched_fwd_hooks,
-    check_ablation,
+from pytest_annotate.results import Measurement, Result, fmt_prob, fmt_prompt, kind
+from pytest_annotate.scoring.answers import (
+    AnswerScore,
+    score_answer,
+    score_from_logits,
+    teacher_forced_tokens,
 )
-from pytest_annotate.results import Result, fmt_prob, fmt_prompt, kind
-from pytest_annotate.scoring import AnswerScore, score_answer, score_from_logits, teacher_forced_tokens
 
 if TYPE_CHECKING:
     from pytest_annotate.lab import Lab, Prompt
@@ -336,6 +341,18 @@ class SweepResult(Result):
         m = metric or self.sort_metric
         return sorted(self.rows, key=lambda r: -r.drop(m))
 
+    #: A sweep measures every component, and claims nothing.
+    judged: ClassVar[bool] = False
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        words = {"logprob": "log-prob", "prob": "prob", "logit": "logit", "rank": "rank"}[self.sort_metric]
+        unit = "nats" if self.sort_metric == "logprob" else ""
+        out = [Measurement("clean answer log-prob", self.clean.log_prob, unit="nats")]
+        for row in self.ranked()[:3]:
+            out.append(Measurement(f"{self.ablation}-ablating {row.component}: drop in answer {words}",
+                                   row.drop(self.sort_metric), unit=unit))
+        return tuple(out)
+
     def report(self, top: int | None = None) -> str:
         m = self.sort_metric
         rows = self.ranked()
@@ -386,7 +403,7 @@ def sweep(
     Args:
         components: a kind (``"block"``, ``"attn"``, ``"mlp"``, ``"head"``; plurals too) for every
             component of that kind, or names (``"L0-L5 + MLP9"``): one row per component.
-        ablation: ``zero``, ``mean``, ``resample`` or ``skip`` (see :mod:`pytest_annotate.interventions`).
+        ablation: ``zero``, ``mean``, ``resample`` or ``skip`` (see :mod:`pytest_annotate.interventions.ablations`).
         reference: the prompts ``mean`` and ``resample`` draw on (same token count as ``prompt``).
         metric: what the report sorts by.
         max_batch_size: rows per forward pass (default from :data:`BATCH_MEMORY_BYTES`).

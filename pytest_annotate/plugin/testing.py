@@ -1,7 +1,7 @@
 """Helpers for testing snapshot behaviour with ``pytester`` (cf. ``pytest_regressions.testing``).
 
 A suite made by :func:`make_suite` has a conftest that takes the model id and dtype from
-environment variables and makes ``snapshot`` the tolerant one, and a ``values`` fixture
+environment variables (``snapshot`` is the tolerant one wherever the plugin is loaded), and a ``values`` fixture
 reading ``values.json``, so one test file can be run again and again with new numbers::
 
     def test_update(pytester):
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pytest
 
 #: Load our plugin alone (keep pytest-annotate's main plugin, and the cache, out).
-PLUGIN_ARGS = ("-p", "pytest_annotate.snapshot_plugin", "-p", "no:annotate", "-p", "no:cacheprovider")
+PLUGIN_ARGS = ("-p", "pytest_annotate.plugin.snapshots", "-p", "no:annotate", "-p", "no:cacheprovider")
 MODEL_ENV = "ANNOTATE_SNAPSHOT_TEST_MODEL"
 DTYPE_ENV = "ANNOTATE_SNAPSHOT_TEST_DTYPE"
 
@@ -32,18 +32,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_annotate import keys
+from pytest_annotate.plugin import keys
 
 
 def pytest_configure(config):
     if os.environ.get("{MODEL_ENV}"):
         config.stash[keys.MODEL_ID] = os.environ["{MODEL_ENV}"]
     config.stash[keys.DTYPE] = os.environ.get("{DTYPE_ENV}", "float32")
-
-
-@pytest.fixture
-def snapshot(annotate_snapshot):
-    return annotate_snapshot
 
 
 @pytest.fixture

@@ -1,0 +1,213 @@
+"""Head roles: which attention heads are induction, previous-token, duplicate-token, mover or copying heads.
+
+Every role is a **score table**, one number per head ([n_layers, n_heads]), computed for the whole
+model at once and kept as a value (:class:`HeadScores`), so that "L5H1 is Gemma's top induction
+head" is a claim about a row of a table you can print, snapshot and diff:
+
+=================  =============================================================================
+role               score of a head (higher = more of that role)
+=================  =============================================================================
+induction          attention from each token that occurred before to the token right after its
+                   previous occurrence (seed 003; ``head_detector``'s ``induction_head``)
+previous_token     attention from each position to the position before it
+duplicate_token    attention from each token that occurred before to its earlier occurrences
+mover_attention    attention from each position to earlier copies of the token that comes next
+                   (seed 002's "mover attention")
+mover              the head's direct logit attribution to the next token through that attention
+                   (seed 002's "mover DLA"), in logits
+copying            ``Re Σλ / Σ|λ|`` over the eigenvalues λ of the head's OV circuit (seed 002):
+                   +1 copies its input token to the output, −1 suppresses it; weights only
+=================  =============================================================================
+
+The attention scores average over the query positions that *have* a target (a token with an
+earlier copy, for induction), which is what seed 003 reports (0.91 for GPT-2 small's L5H5).
+TransformerLens's ``head_detector`` uses the same targets but divides by *every* query position,
+so on ``BOS + n tokens × 2`` it reads ``n / (2n + 1) ≈ ½`` of this score; ``HeadScores`` carries
+both counts (``detector_fraction``), and the two agree exactly after that rescaling.
+
+Default inputs are :class:`RepeatedRandomTokens`: BOS + 50 random ordinary tokens repeated once,
+8 rows, seed 0 (each row samples its 50 tokens without replacement, so the only repeats are the
+planted ones). One forward pass gives every attention role and ``mover``; the unembedding (262k
+columns for Gemma) is never run.
+
+What the weights mean (Gemma's norm gains, its ``sqrt(d_model)`` embedding scale, grouped-query
+heads) is documented in :mod:`pytest_annotate.checks.composition`. One consequence of the processing mode:
+compat processing centres the unembedding over the vocabulary (TransformerLens's
+``center_unembed``, as in seed 002), so a ``mover`` score there is the effect on the next token's
+logit *minus the mean logit*; in raw processing it is the effect on the raw logit (Gemma's L11H2:
+11.86 compat, 0.12 less raw). The attention roles and ``copying``'s residual basis agree between
+the modes to 1e-6.
+
+Measured on Gemma 3 270M (compat processing, default inputs; seeds 1 and 2 move these by < 0.03):
+
+* induction: L5H1 0.87, L11H2 0.65, L5H2 0.54, L13H3 0.31, L17H2 0.31
+* previous_token: L2H3 0.69, L4H1 0.59, L10H1 0.38, L8H2 0.32
+* duplicate_token: L3H3 0.70, L0H1 0.45, L7H0 0.21
+* mover_attention: L5H1 0.85, L11H2 0.64, L5H2 0.53; mover: L11H2 11.9 logits, then L12H1 0.45
+* copying (vocab basis, every token): L15H3 0.991, L17H1 0.987, L15H0 0.986, L11H1 0.983;
+  the most negative −0.994
+
+>>> scores = head_scores(lab, "induction")                        # doctest: +SKIP
+>>> [(head, round(score, 2)) for head, score in scores.top(3)]   # doctest: +SKIP
+[('L5H1', 0.87), ('L11H2', 0.65), ('L5H2', 0.54)]
+>>> assert_head_role(lab, "L5H1", "induction", min_score=0.8, top_k=1)   # doctest: +SKIP
+"""
+
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pytest_annotate.interventions.heads import (
+    HeadSpec,
+    head_name,
+    parse_head,
+)
+from pytest_annotate.results import Measurement, Result, asserting, kind
+
+if TYPE_CHECKING:
+    from pytest_annotate.lab import Lab
+from pytest_annotate.scoring.head_scores import (
+    ROLE_DEFINITIONS,
+    Inputs,
+    Role,
+    RoleError,
+    check_role,
+    head_scores,
+)
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True, eq=False)
+class HeadRoleResult(Result):
+    """Whether one head plays a role: its score, its rank among all heads, and the top heads."""
+
+    head: str
+    role: str
+    model_id: str
+    inputs: str
+    score: float = field(metadata=kind("prob"))
+    rank: int
+    """0 for the top-scoring head of the model."""
+    n_heads_total: int
+    top_heads: tuple[tuple[str, float], ...]
+    """The 5 highest-scoring heads, best first."""
+    min_score: float | None = None
+    top_k: int | None = None
+    passed: bool = True
+
+    @property
+    def claim(self) -> str:
+        parts = []
+        if self.min_score is not None:
+            parts.append(f"score ≥ {self.min_score:g}")
+        if self.top_k is not None:
+            parts.append("the top head" if self.top_k == 1 else f"among the top {self.top_k} heads")
+        words = self.role.replace("_", "-")
+        article = "an" if words[0] in "aeiou" else "a"
+        return f"{self.head} is {article} {words} head on {self.model_id}: {' and '.join(parts)}"
+
+    def measured(self) -> str:
+        return f"{self.role} score {self.score:.4f}, {_ordinal(self.rank + 1)} of {self.n_heads_total} heads"
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        return (
+            Measurement(f"{self.head} {self.role} score", self.score, ">=" if self.min_score is not None else None,
+                        self.min_score, primary=True),
+            Measurement(f"{self.head} {self.role} rank (0 = top)", self.rank, "<" if self.top_k is not None else None,
+                        None if self.top_k is None else float(self.top_k)),
+        )
+
+    def report(self) -> str:
+        lines = [
+            self.headline(),
+            f"Score: {ROLE_DEFINITIONS.get(self.role, self.role)}",  # type: ignore[call-overload]
+            f"Inputs: {self.inputs}",
+            f"Rank: {_ordinal(self.rank + 1)} of {self.n_heads_total} heads",
+        ]
+        if self.min_score is not None:
+            gap = self.score - self.min_score
+            lines.append(
+                f"  claim     score ≥ {self.min_score:g}: {'holds' if gap >= 0 else 'misses'} "
+                f"({'above' if gap >= 0 else 'below'} by {abs(gap):.4f})"
+            )
+        if self.top_k is not None:
+            ok = self.rank < self.top_k
+            lines.append(
+                f"  claim     top-{self.top_k}: {'holds' if ok else 'misses'} "
+                f"({self.head} is {_ordinal(self.rank + 1)}"
+                + ("" if ok else f"; {self.rank + 1 - self.top_k} head(s) would have to drop below it")
+                + ")"
+            )
+        lines.append(f"Top {len(self.top_heads)} {self.role} heads:")
+        for i, (name, value) in enumerate(self.top_heads):
+            arrow = "  <- " + self.head if name == self.head else ""
+            lines.append(f"  {i + 1}. {name:<7} {value:8.4f}{arrow}")
+        if not self.passed:
+            layer = self.head.split("H")[0][1:]
+            lines.append(
+                f"Next: print head_scores(lab, {self.role!r}) for the whole table; look at the pattern "
+                f"blocks.{layer}.attn.hook_pattern of {self.head} on these inputs; if the role moved to another head, "
+                "check the checkpoint and processing mode (compat/raw) match the finding's."
+            )
+        return "\n".join(lines)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def check_head_role(
+    lab: Lab,
+    head: HeadSpec,
+    role: Role,
+    *,
+    min_score: float | None = None,
+    top_k: int | None = None,
+    inputs: Inputs = None,
+) -> HeadRoleResult:
+    """Does ``head`` play ``role``: is its score ≥ ``min_score`` and/or is it among the ``top_k`` heads?
+
+    ``top_k=1`` claims it is *the* top head for the role. At least one of the two claims is needed.
+    """
+    role = check_role(role)
+    layer, index = parse_head(lab, head)
+    if min_score is None and top_k is None:
+        raise RoleError(
+            f"check_head_role({head_name(layer, index)!r}, {role!r}) claims nothing: give min_score=… or top_k=…"
+        )
+    if top_k is not None and (not isinstance(top_k, int) or not 1 <= top_k <= lab.n_layers * lab.n_heads):
+        raise RoleError(f"top_k={top_k!r}: give a whole number from 1 (the top head) to {lab.n_layers * lab.n_heads}")
+    if min_score is not None and not math.isfinite(min_score):
+        raise RoleError(f"min_score={min_score!r}: give a finite number")
+    table = head_scores(lab, role, inputs=inputs)
+    name = head_name(layer, index)
+    score, rank = table.score(name), table.rank(name)
+    passed = (min_score is None or score >= min_score) and (top_k is None or rank < top_k)
+    return HeadRoleResult(
+        head=name,
+        role=role,
+        model_id=lab.model_id,
+        inputs=table.inputs,
+        score=score,
+        rank=rank,
+        n_heads_total=table.n_layers * table.n_heads,
+        top_heads=tuple(table.top(5)),
+        min_score=min_score,
+        top_k=top_k,
+        passed=passed,
+    )
+
+
+assert_head_role = asserting(
+    check_head_role,
+    "assert_head_role",
+    """Assert that ``head`` plays ``role`` (see :func:`check_head_role`); returns the result.
+
+    >>> assert_head_role(lab, "L5H1", "induction", min_score=0.8, top_k=1)   # doctest: +SKIP
+    """,
+)

