@@ -110,7 +110,7 @@ class Reading:
                 f"{where}[{token!r}]: {token!r} is not one token of {lab.model_id}'s vocabulary; it tokenizes to "
                 f"{len(ids)} tokens {pieces} (ids {list(ids)}). A logit belongs to one token: index with one of "
                 f"them, e.g. {where}[{pieces[0]!r}], or score the whole string as an answer with "
-                f"pytest_annotate.scoring.answers.score_answer(lab, prompt, {token!r}) (teacher-forced joint probability)."
+                f"pytest_annotate.score_answer(lab, prompt, {token!r}) (teacher-forced joint probability)."
             )
         return ids[0]
 
