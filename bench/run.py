@@ -12,6 +12,8 @@ It measures, as ratios where it can (the machine may be shared, so absolute time
     do), on the same prompt; results must agree to 1e-5.
 (c) load time: cold (GGUF conversion, into an empty cache) and warm loads of each embedded model.
 (d) peak RSS of the suite vs. the model's own weights plus one full activation cache.
+(e) family claims: a claim over 32 items (one batched pass per token length) vs. the same claim on
+    one prompt, measured side by side (``--family-only`` runs just this and prints its table).
 """
 
 from __future__ import annotations
@@ -166,17 +168,77 @@ def bench_sweep(threads: int) -> dict:
             "batched_passes": passes_batched, "loop_passes": n, "max_abs_diff": diff}
 
 
+FAMILY_SIZE = 32
+
+
+def bench_family(threads: int, repeats: int = 3) -> list[dict]:
+    """Wall time of a claim over 32 items vs. the same claim on one prompt (median of ``repeats``)."""
+    import statistics
+
+    import torch
+
+    import pytest_annotate as pa
+    from pytest_annotate.families import windows
+
+    torch.set_num_threads(threads)
+    lab = pa.load_model("gemma-3-270m", device="cpu")
+    family = windows("months-w3-5", "months", (3, 4, 5)).sample(FAMILY_SIZE)
+    claims = {
+        "top-1 rate": (
+            lambda: pa.check_top_token_rate(lab, family, min_rate=0.5, split="all"),
+            lambda: pa.check_top_token(lab, PROMPT, ANSWER),
+        ),
+        "necessity of L3, 5 random blocks as controls (zero ablation)": (
+            lambda: pa.check_necessity_family(lab, family, "L3", ablation="zero", split="all"),
+            lambda: pa.check_necessity(lab, PROMPT, ANSWER, "L3", ablation="zero"),
+        ),
+    }
+    rows = []
+    for name, (over_family, one_prompt) in claims.items():
+        over_family(), one_prompt()  # warm-up: first-call costs belong to neither
+        times: dict[str, list[float]] = {"family": [], "single": []}
+        passes: dict[str, int] = {}
+        for _ in range(repeats):  # interleaved, so that load on a shared machine hits both alike
+            for which, fn in (("family", over_family), ("single", one_prompt)):
+                lab.clear_memo()  # the single-prompt check would otherwise answer from the memo
+                before = lab.stats.executed
+                t0 = time.perf_counter()
+                fn()
+                times[which].append(time.perf_counter() - t0)
+                passes[which] = lab.stats.executed - before
+        fam, one = statistics.median(times["family"]), statistics.median(times["single"])
+        rows.append({"claim": name, "items": len(family), "family_s": fam, "family_passes": passes["family"],
+                     "single_s": one, "single_passes": passes["single"], "ratio": fam / one})
+    return rows
+
+
+def family_table(rows: list[dict]) -> list[str]:
+    lines = [
+        f"## (e) A claim over {FAMILY_SIZE} items vs. the same claim on one prompt (target <= 3x)", "",
+        "| claim | items | family (s) | passes | one prompt (s) | passes | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['claim']} | {r['items']} | {r['family_s']:.2f} | {r['family_passes']} | {r['single_s']:.2f} | "
+              f"{r['single_passes']} | **{r['ratio']:.1f}x** |" for r in rows]
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="skip the cold loads (each converts a GGUF: minutes)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--family-only", action="store_true", help="run only (e), print it, write nothing")
     args = ap.parse_args()
+    if args.family_only:
+        print("\n".join(family_table(bench_family(args.threads))))
+        return
 
     loads = bench_load(args.threads, args.quick)
     suite = bench_suite(args.threads)
     floor_s, distinct, cache_mb = forward_floor(suite["passes"], args.threads)
     sweep_r = bench_sweep(args.threads)
+    family_rows = bench_family(args.threads)
 
     suite_s = suite["session_s"] - suite["load_s"]
     overhead = suite_s / floor_s if floor_s else float("nan")
@@ -217,6 +279,7 @@ def main() -> None:
         "|---|---|---|---|---|",
         f"| {suite['peak_rss_mb']:.0f} | {suite['weights_mb']:.0f} | {cache_mb:.0f} | {mem_budget:.0f} | "
         f"**{suite['peak_rss_mb'] / (suite['weights_mb'] + cache_mb):.2f}** |", "",
+        *family_table(family_rows), "",
     ]
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
