@@ -133,6 +133,18 @@ def test_items_of_two_lengths_cost_two_forward_passes(model) -> None:
     assert r.n == 24
 
 
+def test_logit_lens_rate_agrees_with_the_single_prompt_lens(model) -> None:
+    from pytest_annotate import check_logit_lens, check_logit_lens_rate
+
+    few = MONTHS.sample(3)  # the lens unembeds every block's output: 18 full-vocabulary reads per item
+    r = check_logit_lens_rate(model, few, max_layer=16, min_rate=0.5, split="all")
+    firsts = [check_logit_lens(model, it.prompt, it.answer).first_top1_layer for it in few]
+    assert [int(item.value) for item in r.items] == firsts
+    assert r.k == sum(f is not None and f <= 16 for f in firsts)
+    for item in r.failing():
+        assert f"first top-1 in the lens at L{int(item.value)}" in r.report()
+
+
 # --------------------------------------------------------------------------- effects
 
 
@@ -260,7 +272,11 @@ def test_summary_line_counts_holds_inconclusive_and_fails() -> None:
 
 def test_drift_calls_a_moved_interval_weakened_and_a_changed_verdict_flipped() -> None:
     from pytest_annotate.snapshot.compare import compare
-    from pytest_annotate.snapshot.drift import classify, describe_key_numbers, key_numbers_from_comparison
+    from pytest_annotate.snapshot.drift import (
+        classify,
+        describe_key_numbers,
+        key_numbers_from_comparison,
+    )
     from pytest_annotate.snapshot.serialize import flatten
 
     base = flatten(_rate(30, 30))

@@ -47,7 +47,12 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 
 from pytest_annotate.families import Family, FamilyError, FamilyItem
-from pytest_annotate.interventions.ablations import Intervention, ablate, check_ablation, keep_only
+from pytest_annotate.interventions.ablations import (
+    Intervention,
+    ablate,
+    check_ablation,
+    keep_only,
+)
 from pytest_annotate.interventions.components import (
     ComponentSpec,
     format_components,
@@ -64,8 +69,18 @@ from pytest_annotate.results import (
     hint_lines,
     kind,
 )
-from pytest_annotate.scoring.items import ItemScore, PreparedItem, score_items
-from pytest_annotate.scoring.sweeps import METRIC_WORDS, AnswerMetrics, Metric, check_metric
+from pytest_annotate.scoring.items import (
+    ItemScore,
+    PreparedItem,
+    lens_ranks,
+    score_items,
+)
+from pytest_annotate.scoring.sweeps import (
+    METRIC_WORDS,
+    AnswerMetrics,
+    Metric,
+    check_metric,
+)
 from pytest_annotate.stats import (
     Interval,
     Judgement,
@@ -190,6 +205,10 @@ class FamilyResult(Result):
     items: tuple[ItemOutcome, ...] = ()
     higher_is_better: bool = True
     """Whether an item's ``value`` is better high (a prob, a drop that should be large) or low (a rank)."""
+    value_kind: str = ""
+    """What a rate's per-item ``value`` is when it is neither the rank nor the prob (``first top-1 layer``)."""
+    lens_layers: int | None = None
+    """Logit-lens rates: the model's block count, the ``value`` of an item never top-1."""
 
     #: Family claims are counted apart in the terminal summary.
     is_family_claim = True
@@ -245,7 +264,9 @@ class FamilyResult(Result):
 
     def value_text(self, o: ItemOutcome) -> str:
         """The item's primary number in words, when it is not its rank or prob (effects say it)."""
-        return ""
+        if self.lens_layers is not None:
+            return "never top-1 in the lens" if o.value >= self.lens_layers else f"first top-1 in the lens at L{int(o.value)}"
+        return f"{self.value_kind} {o.value:.4g}" if self.value_kind else ""
 
     def report(self) -> str:
         j = self.judgement
@@ -290,6 +311,8 @@ class FamilyResult(Result):
         return hints or ["check the claim's bound: the interval is where the data put it"]
 
     def _single_check(self, o: ItemOutcome) -> str:
+        if self.lens_layers is not None:
+            return f"check_logit_lens(model, {o.prompt!r}, {o.answer!r})"
         return f"check_top_token(model, {o.prompt!r}, {o.answer!r})"
 
 
@@ -371,6 +394,8 @@ def _rate_result(
     control: ControlSummary | None = None,
     control_label: str = "",
     higher_is_better: bool = True,
+    value_kind: str = "",
+    lens_layers: int | None = None,
 ) -> FamilyResult:
     items_word = _SPLIT_WORDS[split]
     interval = rate_interval(sum(oks), len(oks), confidence=confidence, method=method, label=label,  # type: ignore[arg-type]
@@ -382,7 +407,8 @@ def _rate_result(
         threshold=float(min_rate), direction=">=", verdict=verdict, passed=verdict == "holds", n=len(oks),
         k=sum(oks), estimate=interval.estimate, low=interval.low, high=interval.high, method=interval.method,
         confidence=confidence, more_items=j.more_items, control=control, control_label=control_label,
-        items=tuple(outcomes), higher_is_better=higher_is_better,
+        items=tuple(outcomes), higher_is_better=higher_is_better, value_kind=value_kind,
+        lens_layers=lens_layers,
     )
 
 
@@ -507,6 +533,48 @@ def check_prob_rate(
         model, judged, split, oks, outcomes, subject=f"the answer has prob ≥ {fmt_prob(min_prob)} on ≥ "
         f"{100 * min_rate:g}% of items", label=label, min_rate=min_rate, method=method, confidence=confidence,
         intervention=None if intervention is None else str(intervention),
+    )
+
+
+def check_logit_lens_rate(
+    model: Lab,
+    family: Family,
+    *,
+    max_layer: int,
+    min_rate: float = 0.9,
+    split: Split = "heldout",
+    method: str = "clopper-pearson",
+    confidence: float = 0.95,
+    max_batch_size: int | None = None,
+) -> FamilyResult:
+    """Does the answer first become top-1 in the logit lens at block ``<= max_layer`` on ``min_rate`` of the items?
+
+    Each item's first top-1 layer is read as :func:`~pytest_annotate.checks.logit_lens.check_logit_lens`
+    reads it (the model's own final norm and unembedding on each block's output; a multi-token
+    answer's rank is the worst of its tokens'), with one forward pass per token length
+    (:func:`pytest_annotate.scoring.items.lens_ranks`). An item whose answer is never top-1 misses.
+
+    >>> check_logit_lens_rate(model, windows("months-w4", "months", 4), max_layer=17, min_rate=0.5).verdict  # doctest: +SKIP
+    'holds'
+    """
+    if isinstance(max_layer, bool) or not isinstance(max_layer, int) or not 0 <= max_layer < model.n_layers:
+        raise ValueError(f"max_layer={max_layer!r}: give a block index from 0 to {model.n_layers - 1} for {model.model_id}")
+    _rate_args(min_rate, confidence)
+    judged = _judged_items(family, split)
+    lens = lens_ranks(model, [(it.prompt, it.answer) for it in judged], max_batch_size=max_batch_size)
+    scores = score_items(model, [(it.prompt, it.answer) for it in judged], [None], max_batch_size=max_batch_size).rows(0)
+    firsts = [lens.first_top1(i) for i in range(len(judged))]
+    oks = [f is not None and f <= max_layer for f in firsts]
+    never = model.n_layers  # shown as "never"
+    outcomes = [
+        _outcome(it, s, model, ok, float(never if f is None else f))
+        for it, s, ok, f in zip(judged, scores, oks, firsts, strict=True)
+    ]
+    return _rate_result(
+        model, judged, split, oks, outcomes,
+        subject=f"the answer is top-1 in the logit lens by block {max_layer} on ≥ {100 * min_rate:g}% of items",
+        label=f"top-1 by L{max_layer}", min_rate=min_rate, method=method, confidence=confidence, intervention=None,
+        higher_is_better=False, value_kind="first top-1 layer", lens_layers=never,
     )
 
 
@@ -829,6 +897,12 @@ assert_prob_rate = asserting(check_prob_rate, "assert_prob_rate", f"""Assert tha
 
     >>> assert_prob_rate(model, windows("months-w4", "months", 4), min_prob=0.1, min_rate=0.5)   # doctest: +SKIP
     """)
+assert_logit_lens_rate = asserting(check_logit_lens_rate, "assert_logit_lens_rate", f"""Assert that the
+answer is top-1 in the logit lens by block ``max_layer`` on at least ``min_rate`` of the items (see
+:func:`check_logit_lens_rate`). {_INCONCLUSIVE}
+
+    >>> assert_logit_lens_rate(model, windows("months-w4", "months", 4), max_layer=17, min_rate=0.5)   # doctest: +SKIP
+    """)
 assert_logit_diff_effect = asserting(check_logit_diff_effect, "assert_logit_diff_effect", f"""Assert that the
 mean logit difference (answer - wrong) is ``>= min_mean`` (see :func:`check_logit_diff_effect`). {_INCONCLUSIVE}
 
@@ -862,6 +936,7 @@ __all__ = [
     "ItemOutcome",
     "Split",
     "assert_logit_diff_effect",
+    "assert_logit_lens_rate",
     "assert_necessary_family",
     "assert_prob_rate",
     "assert_rank_rate",
@@ -869,6 +944,7 @@ __all__ = [
     "assert_top_token_rate",
     "assert_unnecessary_family",
     "check_logit_diff_effect",
+    "check_logit_lens_rate",
     "check_necessity_family",
     "check_prob_rate",
     "check_rank_rate",

@@ -26,8 +26,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from pytest_annotate.interventions.ablations import Intervention, batched_fwd_hooks
-from pytest_annotate.scoring.answers import AnswerScore, score_from_logits, teacher_forced_tokens
+from pytest_annotate.scoring.answers import (
+    AnswerScore,
+    score_from_logits,
+    teacher_forced_tokens,
+)
 from pytest_annotate.scoring.sweeps import (
+    BATCH_MEMORY_BYTES,
     SweepMemoryError,
     _is_out_of_memory,
     _keep_last_positions,
@@ -225,4 +230,70 @@ def _item_score(rows: torch.Tensor, item: PreparedItem) -> ItemScore:
     return ItemScore(score, top, float(row[top]), float(log_probs[top].exp()), foil)
 
 
-__all__ = ["ItemScore", "ItemScores", "PreparedItem", "group_items", "prepare_items", "score_items"]
+@dataclass(frozen=True)
+class LensRanks:
+    """``ranks[i][layer]``: item ``i``'s greedy rank read through the logit lens after each block."""
+
+    ranks: tuple[tuple[int, ...], ...]
+    forward_passes: int
+
+    def first_top1(self, i: int) -> int | None:
+        """The first block after which item ``i``'s answer is top-1 (None: never)."""
+        return next((layer for layer, r in enumerate(self.ranks[i]) if r == 0), None)
+
+
+def lens_ranks(
+    lab: Lab, pairs: Sequence[tuple[Prompt, str | int | Sequence[int]]], *, max_batch_size: int | None = None
+) -> LensRanks:
+    """Each item's answer rank after every block, read with the logit lens, batched per token length.
+
+    As :func:`pytest_annotate.checks.logit_lens.lens_logits` reads it (TransformerLens's
+    ``logit_readout``: the model's own final norm and unembedding applied to each block's output),
+    but with one forward pass per group of equal-length items: the blocks' outputs are captured at
+    the answer positions only, and read one layer at a time. A multi-token answer's rank is the
+    worst of its tokens' ranks, each at its own position (teacher forcing).
+    """
+    from transformer_lens.tools.analysis.logit_lens import logit_readout
+
+    prepared = prepare_items(lab, pairs)
+    out: list[tuple[int, ...] | None] = [None] * len(prepared)
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(lab.n_layers)]
+    passes = 0
+    for group in group_items(prepared):
+        first = group[0]
+        n_answer = len(first.answer_ids)
+        batch = max_batch_size or default_batch_size(lab, len(first.tokens), n_answer)
+        for start in range(0, len(group), batch):
+            chunk = group[start : start + batch]
+            tokens = torch.tensor([item.tokens for item in chunk], device=lab.device)
+            captured: dict[str, torch.Tensor] = {}
+
+            def capture(name: str, n: int = n_answer, store: dict[str, torch.Tensor] = captured) -> Callable[..., None]:
+                def keep(resid: torch.Tensor, hook: object) -> None:  # the answer positions only
+                    store[name] = resid[:, -n:].detach().clone()
+
+                return keep
+
+            hooks = [(name, capture(name)) for name in names]
+            slicing = "unembed.hook_in" in lab.bridge.hook_dict
+            if slicing:  # the model's own logits are not read: unembed as little as possible
+                hooks.append(("unembed.hook_in", _keep_last_positions(1)))
+            lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=1 if slicing else None)
+            passes += 1
+            stack = torch.stack([captured[name] for name in names], dim=1)  # [batch, layer, n_answer, d_model]
+            captured.clear()
+            # one readout for many rows (each call has a fixed cost), within the memory bound of a batch
+            per_read = max(1, BATCH_MEMORY_BYTES // (len(names) * n_answer * lab.d_vocab * 4))
+            with torch.inference_mode():
+                for lo in range(0, len(chunk), per_read):
+                    logits = logit_readout(lab.bridge, stack[lo : lo + per_read], return_type="logits").values
+                    for r, item in enumerate(chunk[lo : lo + per_read]):  # the ranks every check computes
+                        out[item.index] = tuple(
+                            score_from_logits(logits[r, layer], 1, item.answer_ids).rank for layer in range(len(names))
+                        )
+                    del logits
+    return LensRanks(tuple(r for r in out if r is not None), passes)
+
+
+__all__ = ["ItemScore", "ItemScores", "LensRanks", "PreparedItem", "group_items", "lens_ranks", "prepare_items",
+           "score_items"]
