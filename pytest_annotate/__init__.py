@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "SweepResult": "pytest_annotate.scoring.sweeps",
     "sweep": "pytest_annotate.scoring.sweeps",
     "score_interventions": "pytest_annotate.scoring.sweeps",
+    "score_items": "pytest_annotate.scoring.items",
     "ResidualDecomposition": "pytest_annotate.scoring.decomposition",
     "decompose": "pytest_annotate.scoring.decomposition",
     "HeadScores": "pytest_annotate.scoring.head_scores",
@@ -110,6 +111,24 @@ _EXPORTS: dict[str, str] = {
     "k_composition_circuit": "pytest_annotate.checks.composition",
     "composition_scores": "pytest_annotate.checks.composition",
     "CompositionResult": "pytest_annotate.checks.composition",
+    # Claims over families, judged with intervals (each check_* has an assert_* twin)
+    "check_top_token_rate": "pytest_annotate.checks.families",
+    "assert_top_token_rate": "pytest_annotate.checks.families",
+    "check_rank_rate": "pytest_annotate.checks.families",
+    "assert_rank_rate": "pytest_annotate.checks.families",
+    "check_prob_rate": "pytest_annotate.checks.families",
+    "assert_prob_rate": "pytest_annotate.checks.families",
+    "check_logit_diff_effect": "pytest_annotate.checks.families",
+    "check_logit_lens_rate": "pytest_annotate.checks.families",
+    "assert_logit_lens_rate": "pytest_annotate.checks.families",
+    "assert_logit_diff_effect": "pytest_annotate.checks.families",
+    "check_necessity_family": "pytest_annotate.checks.families",
+    "assert_necessary_family": "pytest_annotate.checks.families",
+    "assert_unnecessary_family": "pytest_annotate.checks.families",
+    "check_sufficiency_family": "pytest_annotate.checks.families",
+    "assert_sufficient_family": "pytest_annotate.checks.families",
+    "FamilyResult": "pytest_annotate.checks.families",
+    "EffectFamilyResult": "pytest_annotate.checks.families",
     # Results
     "Result": "pytest_annotate.results",
     "asserting": "pytest_annotate.results",
@@ -158,6 +177,25 @@ if TYPE_CHECKING:
         DecompositionResult,
         assert_decomposition_sums,
         check_decomposition,
+    )
+    from pytest_annotate.checks.families import (
+        EffectFamilyResult,
+        FamilyResult,
+        assert_logit_diff_effect,
+        assert_logit_lens_rate,
+        assert_necessary_family,
+        assert_prob_rate,
+        assert_rank_rate,
+        assert_sufficient_family,
+        assert_top_token_rate,
+        assert_unnecessary_family,
+        check_logit_diff_effect,
+        check_logit_lens_rate,
+        check_necessity_family,
+        check_prob_rate,
+        check_rank_rate,
+        check_sufficiency_family,
+        check_top_token_rate,
     )
     from pytest_annotate.checks.head_roles import (
         HeadRoleResult,
@@ -241,6 +279,7 @@ if TYPE_CHECKING:
         head_scores,
     )
     from pytest_annotate.scoring.reading import Prediction, read_prediction
+    from pytest_annotate.scoring.items import score_items
     from pytest_annotate.scoring.sweeps import SweepResult, score_interventions, sweep
     from pytest_annotate.scoring.weights import circuit_weights
     from pytest_annotate.families import (

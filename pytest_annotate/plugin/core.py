@@ -390,6 +390,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"{resolved.source} ran with random weights: component names, hook points, tokenization and shapes "
             f"were exercised, but NO verdict was judged ({n} check(s) whose verdict failed were counted as "
             "passed). Run with the real weights to test the findings.")
+    _family_claims_summary(terminalreporter, config)
     lab = config.stash.get(LAB, None)
     if lab is not None and config.getoption("verbose") >= 0:
         s = lab.stats
@@ -399,3 +400,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"({s.executed_rows} sequences){t}")
 
 
+
+
+def _family_claims_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """``pytest-annotate: family claims: 12 hold, 1 inconclusive, 2 fail`` when any family claim was asserted."""
+    recorded = config.stash.get(keys.RECORDED_RESULTS, None) or []
+    if not any(getattr(result, "is_family_claim", False) for _, result in recorded):
+        return
+    from pytest_annotate.checks.families import family_summary_line
+
+    line = family_summary_line(result for _, result in recorded)
+    if line:
+        terminalreporter.write_line(line)

@@ -85,11 +85,31 @@ def classify(comparison: Comparison) -> DriftStatus:
     return "held" if comparison.ok else "weakened"
 
 
+#: Exact fields shown although their name implies no kind: ``n``, the number of items a family
+#: claim's interval rests on (a verdict that moved because the family grew should say so).
+KEY_EXACT_NAMES = frozenset({"n"})
+
+
 def _is_key(kind: str, name: str, value: Any) -> bool:
     if kind == "exact":
         # Only the rank-like exact fields (rank, token_id...), not every int or string.
-        return kind_for_name(name) == "exact" and isinstance(value, int) and not isinstance(value, bool)
+        named = kind_for_name(name) == "exact" or name in KEY_EXACT_NAMES
+        return named and isinstance(value, int) and not isinstance(value, bool)
+    if kind == "verdict":
+        # ``verdict`` is a word (holds / inconclusive / fails) for claims over families
+        return isinstance(value, (bool, str))
     return kind in KEY_KINDS and not isinstance(value, (str, type(None)))
+
+
+def _drop_derived(items: list[Any], path: Any) -> list[Any]:
+    """Without ``passed`` where a ``verdict`` beside it says more (holds / inconclusive / fails)."""
+    paths = {path(item) for item in items}
+
+    def derived(item: Any) -> bool:
+        p = path(item)
+        return p.rsplit(".", 1)[-1] == "passed" and (p[: -len("passed")] + "verdict") in paths
+
+    return [item for item in items if not derived(item)]
 
 
 def key_numbers_from_comparison(comparison: Comparison) -> tuple[KeyNumber, ...]:
@@ -100,16 +120,18 @@ def key_numbers_from_comparison(comparison: Comparison) -> tuple[KeyNumber, ...]
         for f in comparison.fields
         if _is_key(f.kind, f.path.rsplit(".", 1)[-1], f.new if f.status != "removed" else f.old)
     ]
+    picked = _drop_derived(picked, lambda f: f.path)
     headline = _headline(picked, lambda f: (f.kind, f.path))
-    return tuple(KeyNumber(f.path, f.kind, _plain(f.old), _plain(f.new), f.ok) for f in headline)
+    return tuple(KeyNumber(f.path, f.kind, _plain(f.old, f.kind), _plain(f.new, f.kind), f.ok) for f in headline)
 
 
 def key_numbers_from_leaves(leaves: Sequence[Leaf], *, baseline: bool) -> tuple[KeyNumber, ...]:
     """The headline fields of a snapshot seen on one side only (``new``/``missing``)."""
     picked = [leaf for leaf in leaves if _is_key(leaf.kind, leaf.name, leaf.value)]
+    picked = _drop_derived(picked, lambda leaf: leaf.path_str)
     out = []
     for leaf in _headline(picked, lambda leaf: (leaf.kind, leaf.path_str)):
-        value = leaf.value if isinstance(leaf.value, (int, float, bool)) else None
+        value = _plain(leaf.value, leaf.kind)
         out.append(KeyNumber(leaf.path_str, leaf.kind, value if baseline else None, None if baseline else value))
     return tuple(out)
 
@@ -122,7 +144,9 @@ def _headline(items: list[Any], key: Any) -> list[Any]:
     return sorted(items, key=order)[:MAX_KEY_NUMBERS]
 
 
-def _plain(value: Any) -> Scalar:
+def _plain(value: Any, kind: str = "") -> Scalar:
+    if kind == "verdict" and isinstance(value, str):
+        return value
     return value if isinstance(value, (int, float, bool)) else None
 
 
@@ -155,6 +179,8 @@ def record_from_comparison(
 def _number(value: Scalar) -> str:
     if value is None:
         return "–"
+    if isinstance(value, str):  # a family claim's verdict word
+        return value
     if isinstance(value, float):
         return f"{value:.4g}"
     return format_cell(value)

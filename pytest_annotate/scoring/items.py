@@ -1,0 +1,299 @@
+"""Score many items (prompt, answer) under many interventions, batched across items and interventions.
+
+:func:`~pytest_annotate.scoring.sweeps.score_interventions` batches one prompt's interventions;
+a claim over a family needs every item under every intervention (the named component and its
+random controls). Rows of a forward pass must have the same number of tokens, so items are
+grouped by their teacher-forced length (and by the forced answer tokens, which mean and resample
+ablations append to their reference prompts), and each group runs as one batch whose rows are
+``item x intervention``: a family of 12 month windows of equal length under 1 + 5 interventions
+costs one forward pass of 72 rows, not 72 passes.
+
+Every number comes from :func:`pytest_annotate.scoring.answers.score_from_logits`, as in every
+single-prompt check, so a family's item and the same prompt checked alone agree.
+
+>>> scores = score_items(lab, [("January February March", " April"), ("May June July", " August")])  # doctest: +SKIP
+>>> [s.score.rank for s in scores.rows(0)], scores.forward_passes                                   # doctest: +SKIP
+([0, 0], 1)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from pytest_annotate.interventions.ablations import Intervention, batched_fwd_hooks
+from pytest_annotate.scoring.answers import (
+    AnswerScore,
+    score_from_logits,
+    teacher_forced_tokens,
+)
+from pytest_annotate.scoring.sweeps import (
+    BATCH_MEMORY_BYTES,
+    SweepMemoryError,
+    _is_out_of_memory,
+    _keep_last_positions,
+    default_batch_size,
+)
+
+if TYPE_CHECKING:
+    from pytest_annotate.lab import Lab, Prompt
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One item under one intervention: the answer's score, the top token where it ranked worst,
+    and (when a foil was given) the foil's first-token logit right after the prompt."""
+
+    score: AnswerScore
+    top_id: int
+    """The model's top token at the answer step with the worst rank."""
+    top_logit: float
+    top_prob: float
+    foil_logit: float | None = None
+    """The foil's first token's logit at the first answer step (None without a foil)."""
+
+    @property
+    def logit_diff(self) -> float | None:
+        """The answer's first-token logit minus the foil's (None without a foil)."""
+        return None if self.foil_logit is None else self.score.logit - self.foil_logit
+
+
+@dataclass(frozen=True)
+class PreparedItem:
+    """An item's token ids, ready to batch."""
+
+    index: int
+    tokens: tuple[int, ...]
+    """The prompt's tokens followed by every answer token but the last (teacher forcing)."""
+    prompt_len: int
+    answer_ids: tuple[int, ...]
+    foil_id: int | None = None
+
+    @property
+    def forced(self) -> tuple[int, ...]:
+        return self.answer_ids[:-1]
+
+    @property
+    def group(self) -> tuple[int, tuple[int, ...]]:
+        """Items with the same group batch together: same length, same forced answer tokens."""
+        return (len(self.tokens), self.forced)
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """``scores[i][j]``: item ``i`` under intervention ``j``; and what it cost."""
+
+    scores: tuple[tuple[ItemScore, ...], ...]
+    forward_passes: int
+    groups: int
+    """Token-length groups the items fell into (each is at least one forward pass)."""
+
+    def rows(self, j: int) -> tuple[ItemScore, ...]:
+        """Every item's score under intervention ``j``."""
+        return tuple(row[j] for row in self.scores)
+
+
+def prepare_items(
+    lab: Lab, pairs: Sequence[tuple[Prompt, str | int | Sequence[int]]], foils: Sequence[str | None] | None = None
+) -> list[PreparedItem]:
+    """Tokenize every (prompt, answer) pair (and foil) with the Lab's BOS policy."""
+    out = []
+    for i, (prompt, answer) in enumerate(pairs):
+        answer_ids = lab.answer_tokens(answer)
+        prompt_len = int(lab.tokens(prompt).shape[0])
+        toks = teacher_forced_tokens(lab, prompt, answer_ids)
+        foil_id = None
+        if foils is not None and foils[i] is not None:
+            foil_id = lab.answer_tokens(foils[i])[0]  # type: ignore[arg-type]
+        out.append(PreparedItem(i, tuple(int(t) for t in toks.tolist()), prompt_len, answer_ids, foil_id))
+    return out
+
+
+def group_items(items: Sequence[PreparedItem]) -> list[list[PreparedItem]]:
+    """Items grouped by :attr:`PreparedItem.group`, in order of first appearance."""
+    groups: dict[tuple[int, tuple[int, ...]], list[PreparedItem]] = {}
+    for item in items:
+        groups.setdefault(item.group, []).append(item)
+    return list(groups.values())
+
+
+def score_items(
+    lab: Lab,
+    pairs: Sequence[tuple[Prompt, str | int | Sequence[int]]],
+    interventions: Sequence[Intervention | None] | Callable[[Sequence[PreparedItem]], Sequence[Intervention | None]]
+    = (None,),
+    *,
+    foils: Sequence[str | None] | None = None,
+    max_batch_size: int | None = None,
+) -> ItemScores:
+    """Score every pair under every intervention (``None``: the clean model), batched.
+
+    ``interventions`` is a list shared by every item, or a function of a length group's items
+    returning one (so that a mean ablation can average over the group's own prompts); every group
+    must get as many. Rows are chunked to ``max_batch_size`` (default:
+    :func:`~pytest_annotate.scoring.sweeps.default_batch_size`); a chunk that runs out of memory is
+    retried with half the rows.
+    """
+    prepared = prepare_items(lab, pairs, foils)
+    out: list[tuple[ItemScore, ...] | None] = [None] * len(prepared)
+    passes = 0
+    groups = group_items(prepared)
+    width: int | None = None
+    for group in groups:
+        ivs = list(interventions(group) if callable(interventions) else interventions)
+        if width is not None and len(ivs) != width:
+            raise ValueError(f"interventions() gave {len(ivs)} interventions for one group and {width} for another")
+        width = len(ivs)
+        scores, n = _score_group(lab, group, ivs, max_batch_size)
+        passes += n
+        for item, row in zip(group, scores, strict=True):
+            out[item.index] = row
+    return ItemScores(tuple(row for row in out if row is not None), passes, len(groups))
+
+
+def _score_group(
+    lab: Lab, group: Sequence[PreparedItem], ivs: Sequence[Intervention | None], max_batch_size: int | None
+) -> tuple[list[tuple[ItemScore, ...]], int]:
+    first = group[0]
+    n_answer = len(first.answer_ids)
+    seq_len = len(first.tokens)
+    tokens = torch.tensor([item.tokens for item in group], device=lab.device)
+    # Row r is item r // len(ivs) under intervention r % len(ivs).
+    row_items = [i for i in range(len(group)) for _ in ivs]
+    row_ivs = [iv for _ in group for iv in ivs]
+    batch = max_batch_size or default_batch_size(lab, seq_len, n_answer)
+    if batch < 1:
+        raise ValueError(f"max_batch_size must be 1 or more, not {batch}")
+    slicing = "unembed.hook_in" in lab.bridge.hook_dict
+    results: list[ItemScore] = []
+    passes = 0
+    failed_at: list[int] = []
+    i = 0
+    while i < len(row_ivs):
+        chunk_ivs = row_ivs[i : i + batch]
+        chunk_items = row_items[i : i + batch]
+        try:
+            hooks = batched_fwd_hooks(lab, tokens[0], chunk_ivs, forced=first.forced) if any(chunk_ivs) else []
+            if slicing:
+                hooks.append(("unembed.hook_in", _keep_last_positions(n_answer)))
+            logits = lab.run_batch(tokens[chunk_items], fwd_hooks=hooks,
+                                   answer_positions=n_answer if slicing else None)
+        except (RuntimeError, MemoryError) as e:
+            if not _is_out_of_memory(e):
+                raise
+            failed_at.append(len(chunk_ivs))
+            if len(chunk_ivs) == 1:
+                raise SweepMemoryError(
+                    f"out of memory running one row of {seq_len} tokens through {lab.model_id}: free memory, use "
+                    f"shorter prompts, or run on a device with more memory. The error was: {e}"
+                ) from e
+            batch = max(1, len(chunk_ivs) // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        passes += 1
+        if slicing and logits.shape[1] != n_answer:
+            raise RuntimeError(
+                f"{lab.model_id}'s unembedding returned {logits.shape[1]} positions for {n_answer} kept at "
+                "unembed.hook_in; this architecture post-processes logits by position"
+            )
+        for r, item_index in enumerate(chunk_items):
+            item = group[item_index]
+            # only the answer steps' rows: the kept positions, or the full run's from the prompt's last token on
+            rows = logits[r] if slicing else logits[r, item.prompt_len - 1 :]
+            results.append(_item_score(rows, item))
+        del logits
+        i += len(chunk_ivs)
+    if failed_at:
+        warnings.warn(
+            f"batched scoring ran out of memory at batch size {failed_at[0]} and finished with {batch}; "
+            f"pass max_batch_size={batch} to skip the failed attempts",
+            ResourceWarning,
+            stacklevel=3,
+        )
+    width = len(ivs)
+    return [tuple(results[k * width : (k + 1) * width]) for k in range(len(group))], passes
+
+
+def _item_score(rows: torch.Tensor, item: PreparedItem) -> ItemScore:
+    """``rows[j]`` holds the logits predicting answer token ``j``."""
+    score = score_from_logits(rows, 1, item.answer_ids)  # a "prompt" of one position: rows start at its last
+    step = max(range(len(item.answer_ids)), key=lambda j: (score.ranks[j], -j))
+    row = rows[step].double()
+    top = int(row.argmax())
+    log_probs = row.log_softmax(-1)
+    foil = None if item.foil_id is None else float(rows[0, item.foil_id])
+    return ItemScore(score, top, float(row[top]), float(log_probs[top].exp()), foil)
+
+
+@dataclass(frozen=True)
+class LensRanks:
+    """``ranks[i][layer]``: item ``i``'s greedy rank read through the logit lens after each block."""
+
+    ranks: tuple[tuple[int, ...], ...]
+    forward_passes: int
+
+    def first_top1(self, i: int) -> int | None:
+        """The first block after which item ``i``'s answer is top-1 (None: never)."""
+        return next((layer for layer, r in enumerate(self.ranks[i]) if r == 0), None)
+
+
+def lens_ranks(
+    lab: Lab, pairs: Sequence[tuple[Prompt, str | int | Sequence[int]]], *, max_batch_size: int | None = None
+) -> LensRanks:
+    """Each item's answer rank after every block, read with the logit lens, batched per token length.
+
+    As :func:`pytest_annotate.checks.logit_lens.lens_logits` reads it (TransformerLens's
+    ``logit_readout``: the model's own final norm and unembedding applied to each block's output),
+    but with one forward pass per group of equal-length items: the blocks' outputs are captured at
+    the answer positions only, and read one layer at a time. A multi-token answer's rank is the
+    worst of its tokens' ranks, each at its own position (teacher forcing).
+    """
+    from transformer_lens.tools.analysis.logit_lens import logit_readout
+
+    prepared = prepare_items(lab, pairs)
+    out: list[tuple[int, ...] | None] = [None] * len(prepared)
+    names = [f"blocks.{layer}.hook_resid_post" for layer in range(lab.n_layers)]
+    passes = 0
+    for group in group_items(prepared):
+        first = group[0]
+        n_answer = len(first.answer_ids)
+        batch = max_batch_size or default_batch_size(lab, len(first.tokens), n_answer)
+        for start in range(0, len(group), batch):
+            chunk = group[start : start + batch]
+            tokens = torch.tensor([item.tokens for item in chunk], device=lab.device)
+            captured: dict[str, torch.Tensor] = {}
+
+            def capture(name: str, n: int = n_answer, store: dict[str, torch.Tensor] = captured) -> Callable[..., None]:
+                def keep(resid: torch.Tensor, hook: object) -> None:  # the answer positions only
+                    store[name] = resid[:, -n:].detach().clone()
+
+                return keep
+
+            hooks = [(name, capture(name)) for name in names]
+            slicing = "unembed.hook_in" in lab.bridge.hook_dict
+            if slicing:  # the model's own logits are not read: unembed as little as possible
+                hooks.append(("unembed.hook_in", _keep_last_positions(1)))
+            lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=1 if slicing else None)
+            passes += 1
+            stack = torch.stack([captured[name] for name in names], dim=1)  # [batch, layer, n_answer, d_model]
+            captured.clear()
+            # one readout for many rows (each call has a fixed cost), within the memory bound of a batch
+            per_read = max(1, BATCH_MEMORY_BYTES // (len(names) * n_answer * lab.d_vocab * 4))
+            with torch.inference_mode():
+                for lo in range(0, len(chunk), per_read):
+                    logits = logit_readout(lab.bridge, stack[lo : lo + per_read], return_type="logits").values
+                    for r, item in enumerate(chunk[lo : lo + per_read]):  # the ranks every check computes
+                        out[item.index] = tuple(
+                            score_from_logits(logits[r, layer], 1, item.answer_ids).rank for layer in range(len(names))
+                        )
+                    del logits
+    return LensRanks(tuple(r for r in out if r is not None), passes)
+
+
+__all__ = ["ItemScore", "ItemScores", "LensRanks", "PreparedItem", "group_items", "lens_ranks", "prepare_items",
+           "score_items"]
