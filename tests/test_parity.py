@@ -178,3 +178,21 @@ def test_parity_needs_a_model_run_and_a_valid_tolerance(pytester: pytest.Pyteste
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--parity-atol 'tight' is not a tolerance; give a number of nats >= 0, e.g. 1e-3*"])
     assert "parity with HuggingFace" not in pytester.runpytest("--model", str(tiny_gpt2_dir)).stdout.str()
+
+
+def test_xdist_workers_results_travel_and_merge() -> None:
+    """Under pytest-xdist each worker compares its own prompts; the controller merges them."""
+    from pytest_annotate.plugin import parity as plugin
+
+    a = PromptParity("a", 3, 2e-6, 1e-7, 0.0, 1.0, 1)
+    b = PromptParity("b", 4, 5e-6, 1e-7, 0.0, 1.0, 2)
+    one = ParityReport("m", "compat", "float32", "cpu", "ref", 1e-3, (a,), passed=True, seconds=2.0)
+    two = ParityReport("m", "compat", "float32", "cpu", "ref", 1e-3, (a, b), passed=True, seconds=3.0)
+    wired = [plugin._from_wire(plugin._to_wire(r)) for r in (one, two)]
+    assert wired[1] == two and wired[1].prompts == (a, b)
+    gathered = plugin._Gathered()
+    gathered.outcomes = [*wired, "no test used the model: nothing to compare"]
+    config = SimpleNamespace(stash={plugin._GATHERED: gathered})
+    merged = plugin._gather_workers(config)
+    assert merged.prompts == (a, b) and merged.passed and merged.seconds == 3.0
+    assert merged.worst == b
