@@ -196,3 +196,10 @@ def test_xdist_workers_results_travel_and_merge() -> None:
     merged = plugin._gather_workers(config)
     assert merged.prompts == (a, b) and merged.passed and merged.seconds == 3.0
     assert merged.worst == b
+
+
+def test_options_are_in_the_annotate_help_group(pytester: pytest.Pytester) -> None:
+    out = pytester.runpytest("--help").stdout.str()
+    group = out[out.index("pytest-annotate (model behaviour tests)"):]
+    assert "--parity " in group and "--parity-atol=NATS" in group
+    assert "annotate_parity " in out and "annotate_parity_atol" in out

@@ -139,8 +139,9 @@ class ParityReport(Result):
         worst = self.worst
         if worst is None:
             return "no prompt ran"
+        where = "identical log-probs" if self.max_abs == 0 else f"worst {worst.shown}"
         return (f"max |Δ log-prob| {_g(self.max_abs)} nats over {len(self.prompts)} prompt"
-                f"{'s' * (len(self.prompts) != 1)} ({self.n_positions} positions), worst {worst.shown}")
+                f"{'s' * (len(self.prompts) != 1)} ({self.n_positions} positions), {where}")
 
     def measurements(self) -> tuple[Measurement, ...]:
         if not self.prompts:
