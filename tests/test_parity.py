@@ -135,17 +135,18 @@ def test_parity_passes_with_summary_lines_and_a_report_table(pytester: pytest.Py
     assert result.ret == 0
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
-        "pytest-annotate: --parity: next-token log-probs checked against HuggingFace at session end, "
-        "tolerance 0.001 nats (float32)",
+        ("pytest-annotate: --parity: next-token log-probs checked against HuggingFace at session end, "
+         "tolerance 0.001 nats (float32)"),
         "*= pytest-annotate: parity with HuggingFace =*",
-        "PASSED  tiny-gpt2 (compat, float32) next-token log-probs match HuggingFace's within 0.001 nats: "
-        "max |Δ log-prob| * nats over 3 prompts (* positions), worst '<|endoftext|>*'; reference "
-        "AutoModelForCausalLM * (eager attention); all positions, full vocabulary; * s",
+        ("PASSED  tiny-gpt2 (compat, float32) next-token log-probs match HuggingFace's within 0.001 nats: "
+         "max |Δ log-prob| * nats over 3 prompts (* positions), worst '<|endoftext|>*'; reference "
+         "AutoModelForCausalLM * (eager attention); all positions, full vocabulary; * s"),
     ])
     html = (pytester.path / "report.html").read_text()
     assert "ParityReport" in html and "max |Δ|" in html and "&#x27;&lt;|endoftext|&gt;one two three&#x27;" in html
     markdown = (pytester.path / "report.md").read_text()
-    assert re.search(r"\| passed \| `--parity` \| .*max \|Δ log-prob\| .* nats \(claim ≤ 0\.001: holds", markdown.replace("\\|", "|"))
+    row = r"\| passed \| `--parity` \| .*max \|Δ log-prob\| .* nats \(claim ≤ 0\.001: holds"
+    assert re.search(row, markdown.replace("\\|", "|"))
 
 
 def test_parity_beyond_the_tolerance_fails_the_session(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
@@ -156,11 +157,11 @@ def test_parity_beyond_the_tolerance_fails_the_session(pytester: pytest.Pytester
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     worst = re.search(r"^--parity: the session FAILS: max \|Δ log-prob\| (\S+) nats is beyond the tolerance 0\.001 "
-                      r"\(--parity-atol\); worst prompt ('.*')$", out, re.M)
+                      r"\(--parity-atol\); worst prompt ('.*')$", out, re.MULTILINE)
     assert worst, out
     assert float(worst.group(1)) > 1e-2
-    assert worst.group(2) in ("'<|endoftext|>The capital of Ireland is'", "'<|endoftext|>Monday Tuesday Wednesday "
-                              "Thursday'", "'<|endoftext|>one two three'")
+    assert worst.group(2) in ("'<|endoftext|>The capital of Ireland is'",
+                              "'<|endoftext|>Monday Tuesday Wednesday Thursday'", "'<|endoftext|>one two three'")
     result.stdout.fnmatch_lines(["FAILED  tiny-gpt2 (compat, float32) next-token log-probs match HuggingFace's*",
                                  "  prompt * tokens * max |Δ| * mean |Δ| * KL * top-1 * worst pos",
                                  f"  {worst.group(2)} *"])
@@ -203,3 +204,12 @@ def test_options_are_in_the_annotate_help_group(pytester: pytest.Pytester) -> No
     group = out[out.index("pytest-annotate (model behaviour tests)"):]
     assert "--parity " in group and "--parity-atol=NATS" in group
     assert "annotate_parity " in out and "annotate_parity_atol" in out
+
+
+def test_default_tolerances_per_dtype() -> None:
+    import torch
+
+    assert [default_atol(d) for d in ("float32", "float16", "bfloat16")] == [1e-3, 1.0, 5.0]
+    assert default_atol(torch.bfloat16) == 5.0
+    with pytest.raises(ValueError, match="no default parity tolerance for dtype 'float64'; valid: float32, float16"):
+        default_atol("float64")

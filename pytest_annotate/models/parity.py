@@ -20,7 +20,7 @@ without padding, and is freed before :func:`parity` returns. Nothing here import
 PASSED  gemma-3-270m-q4_k_m (compat, float32) next-token log-probs match HuggingFace's within 0.001 nats ...
 
 >>> default_atol("float32"), default_atol("bfloat16")
-(0.001, 0.5)
+(0.001, 5.0)
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ if TYPE_CHECKING:
 
     from pytest_annotate.lab import Lab, Prompt
 
-#: Tolerance on max |Δ log-prob| (nats) per dtype. float32: the processing only re-associates
-#: sums (folding, centring), measured at 1e-5..1e-4 nats on Gemma 3 270M and SmolLM2-135M.
-#: Half precision rounds the folded weights themselves: a logit of 20 is resolved to 0.125 in
-#: bfloat16 and 0.016 in float16, and the errors compound over the layers.
-DEFAULT_ATOL: dict[str, float] = {"float32": 1e-3, "float16": 0.1, "bfloat16": 0.5}
+#: Tolerance on max |Δ log-prob| (nats) per dtype, over every position and the full vocabulary.
+#: Raw processing runs HuggingFace's own modules: bit-identical log-probs on Gemma 3 270M and
+#: SmolLM2-135M, in float32 and bfloat16. Compat processing re-associates sums (folding, centring)
+#: and, in half precision, rounds the folded weights themselves (a logit of 20 is resolved to
+#: 0.125 in bfloat16, 0.016 in float16). Measured under compat (CPU): float32 2.7e-4 nats on Gemma
+#: (55 prompts of the behaviours, up to 101 tokens) and 6.5e-5 on SmolLM2 (7 prompts); float16
+#: 0.26 on SmolLM2; bfloat16 1.05 on Gemma (13 short prompts) and 3.13 on SmolLM2, where the top-1
+#: token moves at 1 position in 6 of the capital prompts. So in half precision the oracle catches
+#: gross errors only: check parity in float32.
+DEFAULT_ATOL: dict[str, float] = {"float32": 1e-3, "float16": 1.0, "bfloat16": 5.0}
 
 #: Bytes of one model's logits per forward pass of the oracle (a Gemma position is 1 MiB in float32).
 BATCH_BYTES = 64 << 20
@@ -163,7 +168,8 @@ class ParityReport(Result):
     def table(self, rows: int = TABLE_ROWS) -> list[str]:
         """The per-prompt table, worst first."""
         ordered = sorted(self.prompts, key=lambda p: -math.inf if math.isnan(p.max_abs) else -p.max_abs)
-        out = [f"  {'prompt':<48}  {'tokens':>6}  {'max |Δ|':>9}  {'mean |Δ|':>9}  {'KL':>9}  {'top-1':>7}  worst pos"]
+        out = [(f"  {'prompt':<48}  {'tokens':>6}  {'max |Δ|':>9}  {'mean |Δ|':>9}  {'KL':>9}  {'top-1':>7}  "
+                "worst pos")]
         for p in ordered[:rows]:
             out.append(f"  {p.shown:<48}  {p.n_tokens:>6}  {_g(p.max_abs):>9}  {_g(p.mean_abs):>9}  {_g(p.kl):>9}  "
                        f"{100 * p.top1:>6.1f}%  {p.worst_position}")
@@ -240,7 +246,7 @@ def load_reference(lab: Lab) -> Any:
             model = AutoModelForCausalLM.from_pretrained(
                 source, dtype=lab.dtype, attn_implementation="eager", revision=resolved.revision,
                 trust_remote_code=resolved.spec.trust_remote_code)
-        except Exception as e:  # noqa: BLE001 - whatever stops the load, the oracle says so and steps aside
+        except Exception as e:  # whatever stops the load, the oracle says so and steps aside
             raise ParityUnavailable(f"could not load the reference {source}: {type(e).__name__}: {e}") from e
     return model.to(device=lab.device, dtype=lab.dtype).eval()
 
@@ -276,8 +282,8 @@ def parity(
         raise ValueError(f"atol {atol!r} is not a tolerance; give a finite number of nats >= 0, e.g. 1e-3")
     rows = [tuple(int(t) for t in lab.tokens(p).tolist()) for p in prompts] if prompts is not None else lab.prompts
     rows = list(dict.fromkeys(rows))
-    common = dict(model_id=lab.model_id, processing=lab.processing, dtype=str(lab.dtype).removeprefix("torch."),
-                  device=str(lab.device), reference=describe_reference(lab), atol=tol)
+    common = {"model_id": lab.model_id, "processing": lab.processing, "dtype": str(lab.dtype).removeprefix("torch."),
+              "device": str(lab.device), "reference": describe_reference(lab), "atol": tol}
     if not rows:
         return ParityReport(**common, prompts=(), passed=True, seconds=time.perf_counter() - t0)
     own = reference is None
