@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "Lab": "pytest_annotate.lab",
     "ForwardPass": "pytest_annotate.lab",
     "ForwardStats": "pytest_annotate.lab",
+    "parity": "pytest_annotate.models.parity",
+    "ParityReport": "pytest_annotate.models.parity",
     # Components and interventions
     "Component": "pytest_annotate.interventions.components",
     "ModelShape": "pytest_annotate.interventions.components",
@@ -260,6 +262,7 @@ if TYPE_CHECKING:
     )
     from pytest_annotate.interventions.heads import head_name, parse_head
     from pytest_annotate.lab import ForwardPass, ForwardStats, Lab
+    from pytest_annotate.models.parity import ParityReport, parity
     from pytest_annotate.models import (
         DEFAULT_MODEL,
         EMBEDDED,

@@ -193,6 +193,7 @@ class Lab:
         # One budget for both: the peak memory of a suite is weights + this + one forward's working set.
         self._memo = _LRU(memo_bytes)
         self._full_caches: set[tuple[int, ...]] = set()
+        self._prompts: dict[tuple[int, ...], None] = {}
         # Some bridge components attach their own hooks on the first forward: warm up first, so
         # that the baseline holds them and only a test's hooks count as leaks.
         with torch.inference_mode():
@@ -364,6 +365,7 @@ class Lab:
         benchmark's replay of the forward floor; it does not change what runs).
         """
         kind = {} if answer_positions is None else {"kind": "answer_logits", "answer_positions": answer_positions}
+        self._note_prompts(tokens)
         with self.stats.timed(tokens.shape, _identity, **kind), torch.inference_mode():
             if fwd_hooks:
                 # run_with_hooks removes its hooks on exit, even when the forward raises.
@@ -411,6 +413,7 @@ class Lab:
         if missing is None or missing:
             names_key = None if missing is None else tuple(sorted(missing))
             names_filter = None if missing is None else (lambda n, _m=frozenset(missing): n in _m)
+            self._note_prompts(toks[None])
             with self.stats.timed((1, toks.shape[0]), ("cache", tkey, names_key), kind="cache", names=names_key), \
                     torch.inference_mode():
                 logits, new = self.bridge.run_with_cache(toks[None], names_filter=names_filter)
@@ -430,6 +433,19 @@ class Lab:
                 f"{', '.join(sorted(have)[:4]) or 'blocks.0.hook_resid_post'}"
             )
         return ActivationCache({n: have[n] for n in wanted}, self.bridge)
+
+    @property
+    def prompts(self) -> list[tuple[int, ...]]:
+        """Every distinct token sequence this Lab has run (with or without hooks), in first-run order.
+
+        What the parity oracle (:mod:`pytest_annotate.models.parity`) re-runs on the unprocessed
+        HuggingFace model. Kept across :meth:`clear_memo`.
+        """
+        return list(self._prompts)
+
+    def _note_prompts(self, tokens: Tensor) -> None:
+        for row in tokens.tolist():
+            self._prompts.setdefault(tuple(row), None)
 
     def clear_memo(self) -> None:
         """Forget memoized logits and activations (the counts are kept)."""
