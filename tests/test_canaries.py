@@ -140,3 +140,13 @@ def test_a_hook_that_writes_back_what_it_read_leaves_the_logits_bit_identical(re
     hooks = [(n, canary.counted(n, "write", [], lambda act, hook: act.clone())) for n in names]
     assert torch.equal(lab.run_batch(toks[None], fwd_hooks=hooks)[0], lab.run(toks))
     assert canary.calls == dict.fromkeys(names, 1)
+
+
+@pytest.mark.parametrize("component", ["embed", "attn3", "MLP3", "L3H1", "L3"])
+def test_an_ablation_whose_value_is_the_clean_activation_leaves_the_logits_bit_identical(model, component,
+                                                                                           monkeypatch):
+    # The mean over the prompt itself is its own activation. The change check refuses it (it tests
+    # nothing); with the check off, the write path (float64 mean, cast, indexed write) must be exact.
+    monkeypatch.setattr(ablations, "_check_changed", lambda *args: None)
+    iv = ablate(model, component, "mean", reference=[MONTHS, MONTHS])
+    assert torch.equal(iv.run(model, MONTHS), model.run(MONTHS))

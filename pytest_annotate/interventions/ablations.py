@@ -500,7 +500,9 @@ def _write_hook(
             if isinstance(edit, BypassNorm):
                 new = source
             elif c.kind == "block":
-                new = source if w.value is None else source + w.value.to(source.dtype)
+                # Add in float64, then round once: the input plus the clean delta is then exactly
+                # the clean output (rounding the delta to float32 first is off by an ulp).
+                new = source if w.value is None else (source.double() + w.value).to(source.dtype)
             elif w.value is None:
                 new = torch.zeros_like(old)
             else:
