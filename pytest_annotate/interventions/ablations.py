@@ -526,9 +526,16 @@ class HookCanary:
 
     Why the count is needed: the change check (``changed nothing``) runs inside the hook, so a hook
     point that exists on the bridge but is never called would let an ablation pass as a no-op.
+    Hooks run straight on the bridge (``lab.bridge.run_with_hooks``) are counted but not verified.
+
+    >>> iv = Intervention((Ablation(Component("pos_embed"), "zero"),))  # the parser refuses it on Gemma
+    >>> iv.run(lab, "1 2 3 4")                                          # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    pytest_annotate.errors.InterventionError: 'zero pos_embed' did not happen: the hook point it writes, hook_pos_embed (to edit pos_embed), was never called in the forward pass of gemma-3-270m-q4_k_m, so the run does not carry that edit (...). hook_pos_embed exists on the bridge, but gemma-3-270m-q4_k_m has no learned position embedding to pass through it (its positions are rotary, applied inside attention), so it is never called: there is no pos_embed to ablate. Ablate embed, or the attention layers that use the positions. A patch that never runs tests nothing, so this is an error, not a pass.
     """
 
-    __slots__ = ("calls", "_captured", "_lab", "_targets")
+    __slots__ = ("_captured", "_lab", "_targets", "calls")
 
     def __init__(self, lab: Lab, captured: dict[str, Tensor]) -> None:
         self._lab = lab
@@ -558,12 +565,15 @@ class HookCanary:
     def never_fired(self, names: Sequence[str], *, before: str | None = None) -> InterventionError:
         """The error for hook points of this intervention that were not called in a forward pass."""
         lines = []
+        when = f"before {before} was" if before else f"in the forward pass of {self._lab.model_id}"
         for name in names:
             role, writes = self._targets[name]
+            if not writes:  # a hook counted by hand, serving no edit of this module
+                lines.append(f"the {role} hook at {name} did not run: it was never called {when}")
+                continue
             comps = format_components(w.edit.component for w in writes)
             what = f"the hook point it writes, {name} (to edit {comps})" if role == "write" else \
                 f"the hook point it reads, {name} (the input it needs to edit {comps})"
-            when = f"before {before} was" if before else f"in the forward pass of {self._lab.model_id}"
             lines.append(f"{_edits_of(writes)} did not happen: {what}, was never called {when}")
         why = " ".join(dict.fromkeys(_never_fired_reason(self._lab, name) for name in names))
         return InterventionError(
