@@ -363,15 +363,24 @@ class Lab:
 
         ``answer_positions``: say so when a hook unembeds only the last N positions (for the
         benchmark's replay of the forward floor; it does not change what runs).
+
+        A hook function may carry a ``canary`` (interventions' hooks do, see
+        :class:`~pytest_annotate.interventions.ablations.HookCanary`): it is reset before the pass
+        and verified after it, which raises when one of its hook points was never called.
         """
         kind = {} if answer_positions is None else {"kind": "answer_logits", "answer_positions": answer_positions}
         self._note_prompts(tokens)
+        canaries = {id(c): c for _, fn in fwd_hooks if (c := getattr(fn, "canary", None)) is not None}
+        for canary in canaries.values():
+            canary.reset()
         with self.stats.timed(tokens.shape, _identity, **kind), torch.inference_mode():
             if fwd_hooks:
                 # run_with_hooks removes its hooks on exit, even when the forward raises.
                 out = self.bridge.run_with_hooks(tokens.to(self.device), fwd_hooks=list(fwd_hooks))
             else:
                 out = self.bridge(tokens.to(self.device))
+        for canary in canaries.values():
+            canary.verify()
         return out.detach()
 
     def cache(

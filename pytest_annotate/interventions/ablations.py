@@ -48,12 +48,23 @@ is skipped; the embeddings, ``ln_final`` and the unembedding always run. ``keep_
 "attention only in L0–L7, then MLP9". :func:`bypass_norm` runs a sublayer on the raw residual
 stream without its input norm ("MLP9 without its ln2"), and interventions combine with ``+``.
 
-**Proof that it took effect**: every hook compares what it writes with what was there, row by
-row, and raises :class:`~pytest_annotate.errors.InterventionError` naming the hook point when
-nothing changed (a mean over a reference set that is the prompt itself, zeroing an output that
-is already zero): a patch that silently does nothing (nnsight #502) would make a necessity
-test pass for the wrong reason. The error is raised inside the forward pass, so the run is not
-memoized, and :meth:`Lab.run` removes the hooks on the way out.
+**Proof that it took effect**, twice over. A patch that silently does nothing (nnsight #502)
+would make a necessity test pass for the wrong reason, so:
+
+* every hook compares what it writes with what was there, row by row, and raises
+  :class:`~pytest_annotate.errors.InterventionError` naming the hook point when nothing changed
+  (a mean over a reference set that is the prompt itself, zeroing an output that is already zero);
+* that comparison only happens in a hook that is called, and a TransformerLens 4 bridge exposes
+  hook points its architecture never calls (``hook_pos_embed`` on rotary models such as Gemma)
+  or calls only when a ``set_use_*`` flag is on. So every hook is counted (a
+  :class:`HookCanary`): after the forward pass, :meth:`Lab.run_batch
+  <pytest_annotate.lab.Lab.run_batch>` raises ``InterventionError`` for any hook point of the
+  intervention that was not called at all, naming it, the component it was meant to edit, and
+  why. Counts are per hook point, not per row: a batched sweep's rows without an edit do not
+  count as misses, and one call covers every row of the batch.
+
+Both errors are raised before the run is memoized, and :meth:`Lab.run` removes the hooks on the
+way out.
 
 >>> iv = keep_only(lab, ["L0-L7", "MLP9"])                                # doctest: +SKIP
 >>> str(iv), iv.detail                                                     # doctest: +SKIP
@@ -444,12 +455,14 @@ def batched_fwd_hooks(
             if source is not None and source not in reads:
                 reads.append(source)
             writes[target].append(_Write(edit, select, (str(iv),) * (1 if all_rows else len(rows)), values.get(edit)))
-    hooks: list[FwdHook] = []
     captured: dict[str, Tensor] = {}
+    canary = HookCanary(lab, captured)
+    hooks: list[FwdHook] = []
     for name in reads:
-        hooks.append((name, _capture_hook(name, captured)))
+        readers = [w for ws in writes.values() for w in ws if _hook_points(w.edit)[1] == name]
+        hooks.append((name, canary.counted(name, "read", readers, _capture_hook(name, captured))))
     for name, ws in writes.items():
-        hooks.append((name, _write_hook(name, ws, captured)))
+        hooks.append((name, canary.counted(name, "write", ws, _write_hook(name, ws, captured, canary))))
     return hooks
 
 
@@ -470,19 +483,26 @@ def _capture_hook(name: str, captured: dict[str, Tensor]) -> Callable[..., None]
     return capture
 
 
-def _write_hook(name: str, writes: list[_Write], captured: dict[str, Tensor]) -> Callable[..., Tensor]:
+def _write_hook(
+    name: str, writes: list[_Write], captured: dict[str, Tensor], canary: HookCanary
+) -> Callable[..., Tensor]:
     def write(act: Tensor, hook: object) -> Tensor:
         out = act.clone()
         for w in writes:
             edit, c = w.edit, w.edit.component
             if isinstance(edit, BypassNorm) or c.kind == "block":
-                source = captured[_hook_points(edit)[1]][w.rows]  # type: ignore[index]
+                read = _hook_points(edit)[1]
+                if read not in captured:  # its input's hook point did not fire before this one
+                    raise canary.never_fired([read], before=name)
+                source = captured[read][w.rows]  # type: ignore[index]
             index = (w.rows, slice(None), c.head) if c.kind == "head" else (w.rows,)
             old = act[index]
             if isinstance(edit, BypassNorm):
                 new = source
             elif c.kind == "block":
-                new = source if w.value is None else source + w.value.to(source.dtype)
+                # Add in float64, then round once: the input plus the clean delta is then exactly
+                # the clean output (rounding the delta to float32 first is off by an ulp).
+                new = source if w.value is None else (source.double() + w.value).to(source.dtype)
             elif w.value is None:
                 new = torch.zeros_like(old)
             else:
@@ -492,6 +512,126 @@ def _write_hook(name: str, writes: list[_Write], captured: dict[str, Tensor]) ->
         return out
 
     return write
+
+
+class HookCanary:
+    """Proof that an intervention's hooks fired: counts their calls per hook point, per forward pass.
+
+    :func:`batched_fwd_hooks` wraps every hook it builds in a counting hook that carries its canary
+    as ``.canary``. :meth:`Lab.run_batch <pytest_annotate.lab.Lab.run_batch>` calls
+    :meth:`reset` on each distinct canary among the hooks it is given before the forward pass, and
+    :meth:`verify` after it, so hooks built once and run twice are checked per pass. A hook point
+    counts as fired when it was called at least once, whatever the batch: in a sweep whose rows
+    mostly run clean, one call still wrote every row that asked for it.
+
+    Why the count is needed: the change check (``changed nothing``) runs inside the hook, so a hook
+    point that exists on the bridge but is never called would let an ablation pass as a no-op.
+    Hooks run straight on the bridge (``lab.bridge.run_with_hooks``) are counted but not verified.
+
+    >>> iv = Intervention((Ablation(Component("pos_embed"), "zero"),))  # the parser refuses it on Gemma
+    >>> iv.run(lab, "1 2 3 4")                                          # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    pytest_annotate.errors.InterventionError: 'zero pos_embed' did not happen: the hook point it writes, hook_pos_embed (to edit pos_embed), was never called in the forward pass of gemma-3-270m-q4_k_m, so the run does not carry that edit (...). hook_pos_embed exists on the bridge, but gemma-3-270m-q4_k_m has no learned position embedding to pass through it (its positions are rotary, applied inside attention), so it is never called: there is no pos_embed to ablate. Ablate embed, or the attention layers that use the positions. A patch that never runs tests nothing, so this is an error, not a pass.
+    """
+
+    __slots__ = ("_captured", "_lab", "_targets", "calls")
+
+    def __init__(self, lab: Lab, captured: dict[str, Tensor]) -> None:
+        self._lab = lab
+        self._captured = captured
+        self._targets: dict[str, tuple[str, list[_Write]]] = {}
+        self.calls: dict[str, int] = {}
+        """Calls per hook point in the current (or last) forward pass."""
+
+    def counted(self, name: str, role: str, writes: list[_Write], fn: Callable[..., Tensor | None]) -> _CountedHook:
+        """``fn`` wrapped to count its calls; ``writes`` are the edits it serves (for the message)."""
+        self._targets[name] = (role, writes)
+        self.calls[name] = 0
+        return _CountedHook(name, role, fn, self)
+
+    def reset(self) -> None:
+        """Start a forward pass: zero the counts, forget the activations read in the last one."""
+        for name in self.calls:
+            self.calls[name] = 0
+        self._captured.clear()
+
+    def verify(self) -> None:
+        """End a forward pass: raise ``InterventionError`` if any hook point was not called."""
+        silent = [name for name, n in self.calls.items() if n == 0]
+        if silent:
+            raise self.never_fired(silent)
+
+    def never_fired(self, names: Sequence[str], *, before: str | None = None) -> InterventionError:
+        """The error for hook points of this intervention that were not called in a forward pass."""
+        lines = []
+        when = f"before {before} was" if before else f"in the forward pass of {self._lab.model_id}"
+        for name in names:
+            role, writes = self._targets[name]
+            if not writes:  # a hook counted by hand, serving no edit of this module
+                lines.append(f"the {role} hook at {name} did not run: it was never called {when}")
+                continue
+            comps = format_components(w.edit.component for w in writes)
+            what = f"the hook point it writes, {name} (to edit {comps})" if role == "write" else \
+                f"the hook point it reads, {name} (the input it needs to edit {comps})"
+            lines.append(f"{_edits_of(writes)} did not happen: {what}, was never called {when}")
+        why = " ".join(dict.fromkeys(_never_fired_reason(self._lab, name) for name in names))
+        return InterventionError(
+            f"{'; '.join(lines)}, so the run does not carry that edit (were it the only edit, the run would be the "
+            f"clean model's). {why} "
+            "A patch that never runs tests nothing, so this is an error, not a pass."
+        )
+
+
+class _CountedHook:
+    """A forward hook that counts its calls on its :class:`HookCanary` before running ``fn``."""
+
+    __slots__ = ("canary", "fn", "name", "role")
+
+    def __init__(self, name: str, role: str, fn: Callable[..., Tensor | None], canary: HookCanary) -> None:
+        self.name, self.role, self.fn, self.canary = name, role, fn, canary
+
+    def __call__(self, act: Tensor, hook: object) -> Tensor | None:
+        self.canary.calls[self.name] += 1
+        return self.fn(act, hook)
+
+    def __repr__(self) -> str:  # TransformerLens names the torch hook after it
+        return f"<counted {self.role} hook at {self.name}>"
+
+
+def _edits_of(writes: Sequence[_Write], most: int = 3) -> str:
+    """``'zero MLP0'`` or ``'skip L3' (part of 'keep L0-L2')`` ..., at most ``most`` of them."""
+    seen: dict[str, None] = {}
+    for w in writes:
+        label = w.labels[0]
+        seen[f"'{w.edit}'" + (f" (part of '{label}')" if label != str(w.edit) else "")] = None
+    names = list(seen)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _never_fired_reason(lab: Lab, name: str) -> str:
+    """Why a hook point that exists on the bridge can be silent, and what to do instead."""
+    model = lab.model_id
+    point = lab.bridge.hook_dict.get(name)
+    gated = getattr(lab.bridge, "_gated_hook_reason", lambda n: None)  # TransformerLens >= 4.3
+    setter = gated(getattr(point, "name", None) or name)
+    if setter:
+        return (f"{name} is gated off on {model}: TransformerLens computes it only while cfg.{setter} is on. "
+                f"Call lab.bridge.set_{setter}(True) before running, or ablate at a hook point that is always on.")
+    if point is None:
+        return (f"{name} is not a hook point of {model}'s bridge. Ablate components by name "
+                "(all_components(lab, kind) lists this model's).")
+    if name == "hook_pos_embed" or name.endswith(".hook_pos_embed"):
+        positions = getattr(lab.cfg, "positional_embedding_type", "standard")
+        return (f"{name} exists on the bridge, but {model} has no learned position embedding to pass through "
+                f"it (its positions are {positions}, applied inside attention), so it is never called: there is "
+                "no pos_embed to ablate. Ablate embed, or the attention layers that use the positions.")
+    return (f"{name} exists on {model}'s bridge (TransformerLens 4 bridges expose hook points that not every "
+            "architecture calls, e.g. hook_pos_embed on a rotary model), but this architecture's forward pass "
+            f"never calls it. Ablate at a hook point that fires (lab.cache(prompt, names=[{name!r}]) says whether "
+            "one does): name components with parse_components / all_components(lab, kind), which map them to "
+            "this model's hook points.")
 
 
 def _check_changed(name: str, w: _Write, old: Tensor, new: Tensor) -> None:
@@ -613,6 +753,7 @@ __all__ = [
     "AblationName",
     "Ablation",
     "BypassNorm",
+    "HookCanary",
     "Intervention",
     "InterventionSpecError",
     "ablate",
