@@ -110,9 +110,18 @@ _EXPORTS: dict[str, str] = {
     "k_composition_circuit": "pytest_annotate.checks.composition",
     "composition_scores": "pytest_annotate.checks.composition",
     "CompositionResult": "pytest_annotate.checks.composition",
+    "check_repeat_copying": "pytest_annotate.checks.copying",
+    "assert_repeat_copying": "pytest_annotate.checks.copying",
+    "CopyingResult": "pytest_annotate.checks.copying",
+    "check_half_patching": "pytest_annotate.checks.patching",
+    "assert_half_patching": "pytest_annotate.checks.patching",
+    "HalfPatchingResult": "pytest_annotate.checks.patching",
     # Results
     "Result": "pytest_annotate.results",
     "asserting": "pytest_annotate.results",
+    # Snapshots
+    "Projection": "pytest_annotate.snapshot.projection",
+    "each": "pytest_annotate.snapshot.projection",
     # Prompt families and statistics
     "Family": "pytest_annotate.families",
     "FamilyItem": "pytest_annotate.families",
@@ -154,6 +163,7 @@ if TYPE_CHECKING:
         composition_scores,
         k_composition_circuit,
     )
+    from pytest_annotate.checks.copying import CopyingResult, assert_repeat_copying, check_repeat_copying
     from pytest_annotate.checks.decomposition import (
         DecompositionResult,
         assert_decomposition_sums,
@@ -180,6 +190,7 @@ if TYPE_CHECKING:
         check_sufficiency,
         negative_controls,
     )
+    from pytest_annotate.checks.patching import HalfPatchingResult, assert_half_patching, check_half_patching
     from pytest_annotate.checks.predictions import (
         LogitDiffResult,
         ProbResult,
@@ -243,6 +254,7 @@ if TYPE_CHECKING:
     from pytest_annotate.scoring.reading import Prediction, read_prediction
     from pytest_annotate.scoring.sweeps import SweepResult, score_interventions, sweep
     from pytest_annotate.scoring.weights import circuit_weights
+    from pytest_annotate.snapshot.projection import Projection, each
     from pytest_annotate.families import (
         Family, FamilyError, FamilyItem, from_jsonl, from_list, from_strategy, from_template, ioi, windows,
     )
