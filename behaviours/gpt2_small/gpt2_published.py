@@ -1,4 +1,4 @@
-"""What the published GPT-2 / Pythia findings report about one prediction, as a snapshot value.
+"""What seed 001's published table keeps about one prediction, its tolerances, and its "not top-1" verdict.
 
 The committed snapshots under ``snapshots/gpt2-small/`` hold the publication's numbers, not a
 measurement made here (the hub is unreachable from the machine that wrote them); their files say
