@@ -131,9 +131,18 @@ _EXPORTS: dict[str, str] = {
     "assert_sufficient_family": "pytest_annotate.checks.families",
     "FamilyResult": "pytest_annotate.checks.families",
     "EffectFamilyResult": "pytest_annotate.checks.families",
+    "check_repeat_copying": "pytest_annotate.checks.copying",
+    "assert_repeat_copying": "pytest_annotate.checks.copying",
+    "CopyingResult": "pytest_annotate.checks.copying",
+    "check_half_patching": "pytest_annotate.checks.patching",
+    "assert_half_patching": "pytest_annotate.checks.patching",
+    "HalfPatchingResult": "pytest_annotate.checks.patching",
     # Results
     "Result": "pytest_annotate.results",
     "asserting": "pytest_annotate.results",
+    # Snapshots
+    "Projection": "pytest_annotate.snapshot.projection",
+    "each": "pytest_annotate.snapshot.projection",
     # Prompt families and statistics
     "Family": "pytest_annotate.families",
     "FamilyItem": "pytest_annotate.families",
@@ -175,6 +184,7 @@ if TYPE_CHECKING:
         composition_scores,
         k_composition_circuit,
     )
+    from pytest_annotate.checks.copying import CopyingResult, assert_repeat_copying, check_repeat_copying
     from pytest_annotate.checks.decomposition import (
         DecompositionResult,
         assert_decomposition_sums,
@@ -220,6 +230,7 @@ if TYPE_CHECKING:
         check_sufficiency,
         negative_controls,
     )
+    from pytest_annotate.checks.patching import HalfPatchingResult, assert_half_patching, check_half_patching
     from pytest_annotate.checks.predictions import (
         LogitDiffResult,
         ProbResult,
@@ -285,6 +296,7 @@ if TYPE_CHECKING:
     from pytest_annotate.scoring.items import score_items
     from pytest_annotate.scoring.sweeps import SweepResult, score_interventions, sweep
     from pytest_annotate.scoring.weights import circuit_weights
+    from pytest_annotate.snapshot.projection import Projection, each
     from pytest_annotate.families import (
         Family, FamilyError, FamilyItem, from_jsonl, from_list, from_strategy, from_template, ioi, windows,
     )

@@ -421,13 +421,8 @@ def paired_test(
         exact, m = True, 2**n
     else:
         rng = np.random.default_rng(seed)
-        ge = le = 0
-        for size in _batches(n_resamples, n):
-            signs = rng.integers(0, 2, size=(size, n)) * 2.0 - 1.0
-            null = signs @ d / n
-            ge += int(np.sum(null >= observed - tol))
-            le += int(np.sum(null <= observed + tol))
-        p_g, p_l = _p_values(None, observed, (ge, le, n_resamples), tol)
+        p_g, p_l = _resampled_p_values(lambda size: (rng.integers(0, 2, size=(size, n)) * 2.0 - 1.0) @ d / n,
+                                       n_resamples, n, observed, tol)
         exact, m = False, n_resamples
     return PairedTest(
         statistic=observed, p_value=_combine(p_g, p_l, alternative), n=n, alternative=alternative,
@@ -500,13 +495,10 @@ def control_test(
         exact, m = True, (k + 1) ** n
     else:
         rng = np.random.default_rng(seed)
-        ge = le = 0
-        for size in _batches(n_resamples, n):
-            labels = rng.integers(0, k + 1, size=(size, n))
-            null = t[rows[None, :], labels].mean(axis=1)
-            ge += int(np.sum(null >= observed - tol))
-            le += int(np.sum(null <= observed + tol))
-        p_g, p_l = _p_values(None, observed, (ge, le, n_resamples), tol)
+        def relabelled(size: int) -> np.ndarray:
+            return t[rows[None, :], rng.integers(0, k + 1, size=(size, n))].mean(axis=1)
+
+        p_g, p_l = _resampled_p_values(relabelled, n_resamples, n, observed, tol)
         exact, m = False, n_resamples
     return PairedTest(
         statistic=observed, p_value=_combine(p_g, p_l, alternative), n=n, alternative=alternative,
@@ -521,6 +513,18 @@ def _resamples(n_resamples: int) -> int:
     if n_resamples < 99:
         raise ValueError(f"n_resamples={n_resamples}: give at least 99 (9999 is the default)")
     return n_resamples
+
+
+def _resampled_p_values(
+    null_batch: Callable[[int], np.ndarray], n_resamples: int, n: int, observed: float, tol: float
+) -> tuple[float, float]:
+    """One-sided p-values from ``n_resamples`` draws of the null statistic, ``null_batch(size)`` at a time."""
+    ge = le = 0
+    for size in _batches(n_resamples, n):
+        null = null_batch(size)
+        ge += int(np.sum(null >= observed - tol))
+        le += int(np.sum(null <= observed + tol))
+    return _p_values(None, observed, (ge, le, n_resamples), tol)
 
 
 def _batches(total: int, width: int, budget: int = 2**22) -> list[int]:

@@ -1,4 +1,4 @@
-"""What the published GPT-2 / Pythia findings report about one prediction, as a snapshot value.
+"""What seed 001's published table keeps about one prediction, its tolerances, and its "not top-1" verdict.
 
 The committed snapshots under ``snapshots/gpt2-small/`` hold the publication's numbers, not a
 measurement made here (the hub is unreachable from the machine that wrote them); their files say
@@ -7,10 +7,7 @@ so in a comment line. Tolerances are set for values published to 2 decimals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pytest_annotate.errors import VerdictError
-from pytest_annotate.checks.predictions import TopTokenResult
+from pytest_annotate import Projection, TopTokenResult, VerdictError
 from pytest_annotate.results import fmt_prob, fmt_token
 
 #: Logits published as xx.xx (rounding ±0.005) plus float32 noise between TransformerLens versions;
@@ -18,20 +15,9 @@ from pytest_annotate.results import fmt_prob, fmt_token
 PUBLISHED_TOLERANCE = {"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}
 
 
-@dataclass(frozen=True)
-class PublishedPrediction:
-    """The published subset of a prediction: the answer's rank, logit and probability, and the top-1 token."""
-
-    rank: int
-    logit: float
-    prob: float
-    top1_token: str
-    top1_prob: float
-
-    @classmethod
-    def of(cls, result: TopTokenResult) -> PublishedPrediction:
-        top = result.top_tokens[0]
-        return cls(result.rank, result.logit, result.prob, top.token, top.prob)
+#: The published subset of a prediction: the answer's rank, logit and probability, and the top-1 token.
+PUBLISHED_PREDICTION = Projection("PublishedPrediction", "rank", "logit", "prob",
+                                  top1_token="top_tokens.0.token", top1_prob="top_tokens.0.prob")
 
 
 def raise_unless_not_top(result: TopTokenResult, where: str) -> None:

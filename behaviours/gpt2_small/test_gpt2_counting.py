@@ -1,9 +1,9 @@
-"""GPT-2 small's counting circuit (seed 001): every row of FINDINGS.md's table is a test.
+"""GPT-2 small's counting circuit (seed 001): every row of the source's table is a test.
 
-Source: /work/shared/seeds/001_c50795ee3ddf4d31.txt, tabulated in /work/shared/FINDINGS.md
-("GPT-2 small: counting / successor circuit"); row numbers below are that table's, from 1.
-The source ran legacy ``HookedTransformer.from_pretrained("gpt2-small")`` (fold_ln, centred
-weights: ``--processing compat`` here) with BOS prepended (the Lab's default for GPT-2).
+Source: the numseqcont circuit experiments notebook, ``nb_templates/headFNs_expms_template.ipynb`` in
+wlg1/numseqcont_circuit_expms on GitHub (see ``behaviours/SOURCES.md``); rows are numbered from 1 in
+the order it reports them. The source ran legacy ``HookedTransformer.from_pretrained("gpt2-small")``
+(fold_ln, centred weights: ``--processing compat`` here) with BOS prepended (the Lab's default for GPT-2).
 
 Configurations as the source meant them: "skip Lk" removes block k (its output is never added
 to the residual stream); "keep L0–L9" removes blocks 10 and 11; ``ln_final`` and the
@@ -21,18 +21,18 @@ Each test asserts the verdict (top-1 or not) and snapshots the published numbers
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
-from gpt2_published import PUBLISHED_TOLERANCE, PublishedPrediction, raise_unless_not_top
+from gpt2_published import PUBLISHED_PREDICTION, PUBLISHED_TOLERANCE, raise_unless_not_top
 from pytest_annotate.interventions.ablations import Intervention, bypass_norm, keep_only, skip
 from pytest_annotate.lab import Lab
 from pytest_annotate.checks.predictions import check_top_token
 
 pytestmark = [pytest.mark.model("gpt2-small"), pytest.mark.usefixtures("compat_processing")]
 
-# configuration (as FINDINGS.md names it) -> the intervention that carries it out (None: full model)
+# configuration (as the source names it) -> the intervention that carries it out (None: full model)
 CONFIGURATIONS: dict[str, Callable[[Lab], Intervention | None]] = {
     "full model": lambda lab: None,
     "keep L0-L9": lambda lab: keep_only(lab, "L0-L9"),
@@ -57,13 +57,14 @@ CONFIGURATIONS: dict[str, Callable[[Lab], Intervention | None]] = {
 
 
 class Row(NamedTuple):
-    """One row of the published table (seed 001), with the row's number in FINDINGS.md."""
+    """One row of the published table (seed 001), with its number (from 1, in the source's order)."""
 
     row: int
     configuration: str
     prompt: str
     answer: str
-    published: PublishedPrediction
+    published: Any
+    """The published numbers, as :data:`PUBLISHED_PREDICTION` keeps them."""
 
     @property
     def id(self) -> str:
@@ -80,7 +81,8 @@ def _row(n: int, configuration: str, prompt: str, rank: int, logit: float, prob:
          top1: str | None = None, top1_prob: float | None = None) -> Row:
     answer = ANSWERS[prompt]
     top = (answer, prob) if top1 is None else (top1, top1_prob)
-    return Row(n, configuration, prompt, answer, PublishedPrediction(rank, logit, prob, top[0], top[1]))
+    published = PUBLISHED_PREDICTION.record(rank=rank, logit=logit, prob=prob, top1_token=top[0], top1_prob=top[1])
+    return Row(n, configuration, prompt, answer, published)
 
 
 # row, configuration, prompt, answer rank, answer logit, answer prob, top-1 (when not the answer), its prob
@@ -127,7 +129,7 @@ PUBLISHED: list[Row] = [
 @pytest.mark.parametrize("row", PUBLISHED, ids=[r.id for r in PUBLISHED])
 def test_counting_prediction(model, snapshot, row: Row):
     """Under each published configuration the successor is top-1 exactly when seed 001 found it so,
-    with the rank, logit, probability and top-1 token it reported (FINDINGS.md seed-001 table, row in the id)."""
+    with the rank, logit, probability and top-1 token it reported (seed 001, row in the id)."""
     intervention = CONFIGURATIONS[row.configuration](model)
     result = check_top_token(model, row.prompt, row.answer, intervention=intervention, k=1)
     where = f"with {intervention} ({intervention.detail})" if intervention else "in the full model"
@@ -135,7 +137,7 @@ def test_counting_prediction(model, snapshot, row: Row):
         result.raise_if_failed()
     else:
         raise_unless_not_top(result, where + f" (seed 001 row {row.row})")
-    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == PublishedPrediction.of(result)
+    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == PUBLISHED_PREDICTION.of(result)
 
 
 def test_every_configuration_is_tested():

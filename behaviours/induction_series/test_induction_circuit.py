@@ -20,18 +20,18 @@ nats (``examples/induction_series/README.md``), so a head score within ±0.05, a
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
 import pytest
-import torch
 
-from pytest_annotate.checks.head_roles import HeadRoleResult, check_head_role
-from pytest_annotate.scoring.head_scores import RepeatedRandomTokens, head_scores
-from pytest_annotate.checks.necessity import check_necessity
-from pytest_annotate.report import Measurement, record
-from pytest_annotate.results import Result, kind
-from pytest_annotate.scoring.sweeps import sweep
+from pytest_annotate import (
+    Projection,
+    RepeatedRandomTokens,
+    check_head_role,
+    check_necessity,
+    check_repeat_copying,
+    head_scores,
+    sweep,
+)
+from pytest_annotate.report import record
 
 pytestmark = pytest.mark.model("checkpoints")
 
@@ -44,94 +44,14 @@ PROMPT = f"{SEGMENT} {SEGMENT.rsplit(' ', 1)[0]}"
 ANSWER = " t13"
 
 
-# --------------------------------------------------------------------------- what the snapshots keep
-
-
-@dataclass(frozen=True)
-class HeadClaim:
-    """A head-role claim as its snapshot keeps it: the verdict and the head's numbers.
-
-    No model id: the snapshot file's header names the model, and an id in the body would make
-    every other checkpoint's snapshot differ from the baseline's.
-    """
-
-    head: str
-    role: str
-    passed: bool
-    rank: int
-    score: float = field(metadata=kind("prob"))
-
-    @classmethod
-    def of(cls, result: HeadRoleResult) -> HeadClaim:
-        return cls(result.head, result.role, result.passed, result.rank, result.score)
-
-
-@dataclass(frozen=True)
-class NecessityClaim:
-    """A necessity claim as its snapshot keeps it: the verdict, the drop and the controls' median drop (nats)."""
-
-    component: str
-    passed: bool
-    drop: float = field(metadata=kind("logit"))
-    control_drop: float = field(metadata=kind("logit"))
-
-
-# --------------------------------------------------------------------------- copying the repeated half
-
-
-@dataclass(frozen=True, eq=False)
-class RepeatCopying(Result):
-    """How well the model predicts the second copy of repeated random sequences (the series' metric)."""
-
-    inputs: str
-    accuracy: float
-    """Top-1 accuracy on second-copy tokens 2..n (the first one cannot be predicted)."""
-    loss: float
-    """Mean next-token NLL on the same positions (nats)."""
-    n_positions: int
-    min_accuracy: float = field(metadata=kind("exact"))
-    passed: bool
-
-    def claim(self) -> str:
-        return (f"the second copy of a repeated random sequence is predicted top-1 at ≥ {self.min_accuracy:.0%} "
-                "of positions")
-
-    def measurements(self) -> tuple[Measurement, ...]:
-        return (Measurement("repeated-half top-1 accuracy", self.accuracy, ">=", self.min_accuracy, primary=True),
-                Measurement("repeated-half loss", self.loss, unit="nats"))
-
-    def report(self) -> str:
-        hits = round(self.accuracy * self.n_positions)
-        lines = [
-            f"{'PASSED' if self.passed else 'FAILED'}  {self.claim()}: {self.accuracy:.2%}",
-            f"  measured  accuracy {self.accuracy:.2%} ({hits} of {self.n_positions} positions), "
-            f"loss {self.loss:.3f} nats/token (chance: ln 63 = {math.log(63):.2f})",
-            f"  inputs    {self.inputs}; scored on second-copy tokens 2..n",
-        ]
-        if not self.passed:
-            short = round(self.min_accuracy * self.n_positions) - hits
-            lines.append(f"  missed    by {self.min_accuracy - self.accuracy:.2%} ({short} positions)")
-            lines.append(
-                "  next      head_scores(model, 'induction') and head_scores(model, 'previous_token'): is the circuit "
-                "formed at this checkpoint? The series' README lists accuracy per step.")
-        return "\n".join(lines)
-
-
-def check_repeat_copying(model, inputs: RepeatedRandomTokens = PROBE, *, min_accuracy: float = 0.9) -> RepeatCopying:
-    """Top-1 accuracy and loss on the second copy of ``inputs``' sequences, one batched forward pass."""
-    tokens = inputs.tokens(model)  # [batch, 1 + 2n]
-    n = inputs.n
-    with torch.inference_mode():
-        logits = model.run_batch(tokens)  # [batch, pos, vocab]
-        # Position q predicts token q + 1; second-copy tokens 2..n sit at positions n + 2 .. 2n.
-        predicting = logits[:, n + 1 : 2 * n].double()
-        targets = tokens[:, n + 2 : 2 * n + 1]
-        accuracy = (predicting.argmax(-1) == targets).double().mean().item()
-        loss = -predicting.log_softmax(-1).gather(-1, targets[..., None]).mean().item()
-    return RepeatCopying(str(inputs), accuracy, loss, targets.numel(), min_accuracy, accuracy >= min_accuracy)
-
-
-# --------------------------------------------------------------------------- findings
+#: What each snapshot keeps: the verdict and the claim's numbers. No model id: the snapshot file's header
+#: names the model, and an id in the body would make every other checkpoint's snapshot differ.
+HEAD_CLAIM = Projection("HeadClaim", "head", "role", "passed", "rank", "score", kinds={"score": "prob"})
+NECESSITY_CLAIM = Projection("NecessityClaim", "component", "passed", drop="rows.0.drop",
+                             control_drop="rows.0.control_drop", kinds={"drop": "logit", "control_drop": "logit"})
+COPYING_CLAIM = Projection("RepeatCopying", "inputs", accuracy="second_half_accuracy", loss="loss",
+                           n_positions="n_positions", min_accuracy="min_accuracy", passed="passed",
+                           kinds={"min_accuracy": "exact"})
 
 
 def test_l1h0_is_the_top_induction_head(model, snapshot):
@@ -142,7 +62,7 @@ def test_l1h0_is_the_top_induction_head(model, snapshot):
     """
     record(head_scores(model, "induction", inputs=PROBE))  # the whole table, for the report's heatmap
     result = check_head_role(model, "L1H0", "induction", min_score=0.8, top_k=1, inputs=PROBE)
-    assert snapshot(tolerance={"prob": 0.05}) == HeadClaim.of(result)
+    assert snapshot(tolerance={"prob": 0.05}) == HEAD_CLAIM.of(result)
     result.raise_if_failed()
 
 
@@ -154,7 +74,7 @@ def test_l0h1_is_the_previous_token_head(model, snapshot):
     """
     record(head_scores(model, "previous_token", inputs=PROBE))
     result = check_head_role(model, "L0H1", "previous_token", min_score=0.5, top_k=1, inputs=PROBE)
-    assert snapshot(tolerance={"prob": 0.05}) == HeadClaim.of(result)
+    assert snapshot(tolerance={"prob": 0.05}) == HEAD_CLAIM.of(result)
     result.raise_if_failed()
 
 
@@ -164,8 +84,8 @@ def test_repeated_half_is_copied(model, snapshot):
     On BOS + 15 random tokens ×2 (64 sequences): the first copy is unpredictable (loss ≈ ln 63), the
     second is copied. Accuracy passes 90% between steps 900 (78%) and 1000 (92%).
     """
-    result = check_repeat_copying(model, min_accuracy=0.9)
-    assert snapshot(tolerance={"accuracy": 0.02, "loss": {"abs": 0.3}}) == result
+    result = check_repeat_copying(model, PROBE, min_accuracy=0.9, score_first_repeat=False)
+    assert snapshot(tolerance={"accuracy": 0.02, "loss": {"abs": 0.3}}) == COPYING_CLAIM.of(result)
     result.raise_if_failed()
 
 
@@ -178,7 +98,5 @@ def test_l0h1_is_necessary_for_copying(model, snapshot):
     """
     record(sweep(model, PROMPT, ANSWER, "head", ablation="zero"))  # every head's effect, for the report's bar chart
     result = check_necessity(model, PROMPT, ANSWER, "L0H1", ablation="zero", min_drop=1.0, control_margin=0.5)
-    row = result.rows[0]
-    assert snapshot(tolerance={"logit": {"abs": 0.5}}) == NecessityClaim(
-        result.component, result.passed, row.drop, row.control_drop)
+    assert snapshot(tolerance={"logit": {"abs": 0.5}}) == NECESSITY_CLAIM.of(result)
     result.raise_if_failed()

@@ -1,10 +1,10 @@
 """Pythia-160m-deduped's prediction after "The capital of Ireland is", read through the algebra (seed 000).
 
-Source: /work/shared/seeds/000_6aec72d1b7a8973d.txt (a notebook on the HuggingFace model: raw
-numerics, no BOS, hence logits near 786), tabulated in /work/shared/FINDINGS.md
-("Pythia-160m-deduped: annotated prediction"). Published: ``predict(T(" is"))`` top-5 ' the'
-786.61 (22.66%), ' a' 784.93 (4.22%), ' Belfast' 784.57 (2.94%), ' Dublin' 784.47 (2.67%,
-rank 3), ' now' 784.44 (2.59%).
+Source: "Investigation of single token prediction in Pythia 160m", a notebook of the
+annotate-transformer project (prior-technology/annotate-transformer on GitHub), run on the
+HuggingFace model: raw numerics, no BOS, hence logits near 786 (see ``behaviours/SOURCES.md``).
+Published: ``predict(T(" is"))`` top-5 ' the' 786.61 (22.66%), ' a' 784.93 (4.22%), ' Belfast'
+784.57 (2.94%), ' Dublin' 784.47 (2.67%, rank 3), ' now' 784.44 (2.59%).
 
 The numbers hold only in raw processing (compat mode centres the unembedding, which moves every
 logit), so run::
@@ -17,13 +17,10 @@ logit), so run::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from pytest_annotate import Projection, VerdictError, check_rank, each
 from pytest_annotate.algebra import PromptedTransformer, expand, logits, predict
-from pytest_annotate.errors import VerdictError
-from pytest_annotate.checks.predictions import check_rank
 
 pytestmark = [pytest.mark.model("pythia-160m-deduped"), pytest.mark.usefixtures("raw_processing")]
 
@@ -33,28 +30,11 @@ CONTEXT = "The capital of Ireland"
 PUBLISHED_TOLERANCE = {"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}
 
 
-@dataclass(frozen=True)
-class PublishedToken:
-    token: str
-    logit: float
-    prob: float
-
-
-@dataclass(frozen=True)
-class PublishedTop5:
-    """``predict(T(embed(' is'))).summary()``: the top 5 tokens with their logits and probabilities."""
-
-    top: tuple[PublishedToken, ...]
-
-
-@dataclass(frozen=True)
-class PublishedAnswer:
-    """``L[' Dublin']`` and ``p[' Dublin']``, with the answer's rank."""
-
-    token: str
-    rank: int
-    logit: float
-    prob: float
+#: What the published-baseline snapshots keep: ``predict(T(embed(' is'))).summary()``'s top 5 tokens, and
+#: ``L[' Dublin']`` and ``p[' Dublin']`` with the answer's rank.
+TOKEN = Projection("PublishedToken", "token", logit="logit.value", prob="value")
+TOP5 = Projection("PublishedTop5", top=each("top", TOKEN))
+ANSWER = Projection("PublishedAnswer", "token", "rank", "logit", "prob")
 
 
 def test_dublin_is_fourth_after_the_capital_of_ireland_is(model, snapshot):
@@ -70,9 +50,8 @@ def test_dublin_is_fourth_after_the_capital_of_ireland_is(model, snapshot):
             f"T tokens {T.str_tokens} + ' is' vs check_rank's {list(result.prompt_tokens)}"
         )
     result.raise_if_failed()
-    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == PublishedAnswer(
-        dublin.token, result.rank, dublin.logit.value, dublin.value
-    )
+    measured = ANSWER.record(token=dublin.token, rank=result.rank, logit=dublin.logit.value, prob=dublin.value)
+    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == measured
 
 
 def test_top5_predictions(model, snapshot):
@@ -86,8 +65,7 @@ def test_top5_predictions(model, snapshot):
             f"{top[0].token!r} ({top[0].value:.2%}).\n{predict(T(' is')).summary()}\n"
             "next: check --processing raw and that the prompt has no BOS (T(<4 tokens>) + ' is')"
         )
-    measured = PublishedTop5(tuple(PublishedToken(p.token, p.logit.value, p.value) for p in top))
-    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == measured
+    assert snapshot(tolerance=PUBLISHED_TOLERANCE) == TOP5.of({"top": top})
 
 
 def test_dublin_logit_expands_into_block_terms(model):

@@ -1,8 +1,8 @@
 """Pythia-70m's mover heads (seed 002): L3H3, L4H2 and L3H0 move the next token from its earlier copies.
 
-Source: /work/shared/seeds/002_3d6c8a79fd19b08c.txt (a TransformerLens notebook on
-``HookedTransformer.from_pretrained("pythia-70m")``: ``--processing compat`` here), tabulated in
-/work/shared/FINDINGS.md ("Pythia-70m: head roles"); the numbers below are the notebook's
+Source: a TransformerLens notebook on Pythia-70m head roles (mover, induction and copying heads,
+on the NeelNanda/pile-10k dataset), run on ``HookedTransformer.from_pretrained("pythia-70m")``
+(``--processing compat`` here); see ``behaviours/SOURCES.md``. The numbers below are the notebook's
 ``head_df`` rows for L3H3, L4H2 and L3H0.
 
 **Pile-dependent numbers are not tested.** The mover metrics (mover DLA 0.70 at the 90th
@@ -19,14 +19,18 @@ snapshotted with their published values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
-from pytest_annotate.scoring.head_scores import CopyingBasis, RepeatedRandomTokens, head_scores
-from pytest_annotate.checks.head_roles import check_head_role
-from pytest_annotate.checks.predictions import check_top_token
-from pytest_annotate.results import kind
+from pytest_annotate import (
+    CopyingBasis,
+    HeadScores,
+    Projection,
+    RepeatedRandomTokens,
+    assert_head_role,
+    assert_top_token,
+    each,
+    head_scores,
+)
 
 pytestmark = [pytest.mark.model("pythia-70m"), pytest.mark.usefixtures("compat_processing")]
 
@@ -46,34 +50,15 @@ MOVER_PROMPTS = [
     "When Mary and John went to the park, John gave a ball to Mary, and Mary threw the ball back to John.",
 ]
 IOI_PROMPT = "When John and Mary went to the store, John gave the bag to his friend"
+MOVERS = ("L3H3", "L4H2", "L3H0")
+#: What the published-baseline snapshots keep: one role's scores for the three movers (head_df's
+#: columns), and the top 3 tokens of TransformerLens's ``test_prompt`` printout.
+MOVER_SCORES = Projection("PublishedHeadScores", "role", *MOVERS, kinds=dict.fromkeys(MOVERS, "prob"))
+TOP3 = Projection("PublishedTop3", top=each("top_tokens", Projection("PublishedTopToken", "token", "logit", "prob"), 3))
 
 
-@dataclass(frozen=True)
-class PublishedHeadScores:
-    """One role's published scores for the three mover heads."""
-
-    role: str
-    L3H3: float = field(metadata=kind("prob"))
-    L4H2: float = field(metadata=kind("prob"))
-    L3H0: float = field(metadata=kind("prob"))
-
-
-@dataclass(frozen=True)
-class PublishedTopToken:
-    token: str
-    logit: float
-    prob: float
-
-
-@dataclass(frozen=True)
-class PublishedTop3:
-    """The top 3 tokens of TransformerLens's ``test_prompt`` printout."""
-
-    top: tuple[PublishedTopToken, ...]
-
-
-def _three(role: str, table) -> PublishedHeadScores:
-    return PublishedHeadScores(role, table.score("L3H3"), table.score("L4H2"), table.score("L3H0"))
+def _movers(role: str, table: HeadScores):
+    return MOVER_SCORES.record(role=role, **{head: table.score(head) for head in MOVERS})
 
 
 def test_l3h3_is_the_strongest_mover(model):
@@ -83,11 +68,9 @@ def test_l3h3_is_the_strongest_mover(model):
     Pile-dependent: on :data:`MOVER_PROMPTS` (a stand-in) the claim is the ranking only: L3H3 top-1 of 48,
     L3H0 and L4H2 in the top 4 (the source's fourth mover, L2H5, scores 0.061).
     """
-    result = check_head_role(model, "L3H3", "mover", top_k=1, inputs=MOVER_PROMPTS)
-    result.raise_if_failed()
+    assert_head_role(model, "L3H3", "mover", top_k=1, inputs=MOVER_PROMPTS)
     for head in ("L3H0", "L4H2"):
-        other = check_head_role(model, head, "mover", top_k=4, inputs=MOVER_PROMPTS)
-        other.raise_if_failed()
+        assert_head_role(model, head, "mover", top_k=4, inputs=MOVER_PROMPTS)
 
 
 def test_l3h0_is_the_most_inductive_mover(model, snapshot):
@@ -99,9 +82,8 @@ def test_l3h0_is_the_most_inductive_mover(model, snapshot):
     """
     table = head_scores(model, "induction", inputs=INDUCTION_INPUTS)
     others = max(table.score("L4H2"), table.score("L3H3"))
-    result = check_head_role(model, "L3H0", "induction", min_score=others, inputs=INDUCTION_INPUTS)
-    result.raise_if_failed()
-    assert snapshot(tolerance={"prob": 0.05}) == _three("induction", table)
+    assert_head_role(model, "L3H0", "induction", min_score=others, inputs=INDUCTION_INPUTS)
+    assert snapshot(tolerance={"prob": 0.05}) == _movers("induction", table)
 
 
 def test_l3h3_copies_its_input_token(model, snapshot):
@@ -110,16 +92,13 @@ def test_l3h3_copies_its_input_token(model, snapshot):
     and TransformerLens's numerics: ±0.005."""
     vocab = head_scores(model, "copying", inputs=VOCAB_COPYING)
     resid = head_scores(model, "copying", inputs=RESIDUAL_COPYING)
-    result = check_head_role(model, "L3H3", "copying", min_score=0.99, inputs=VOCAB_COPYING)
-    result.raise_if_failed()
-    assert snapshot(tolerance={"prob": 0.005}) == _three("copying, vocab basis", vocab)
-    assert snapshot(tolerance={"prob": 0.005}) == _three("copying, residual basis", resid)
+    assert_head_role(model, "L3H3", "copying", min_score=0.99, inputs=VOCAB_COPYING)
+    assert snapshot(tolerance={"prob": 0.005}) == _movers("copying, vocab basis", vocab)
+    assert snapshot(tolerance={"prob": 0.005}) == _movers("copying, residual basis", resid)
 
 
 def test_ioi_prompt_is_not_solved(model, snapshot):
     """Pythia-70m does not solve this IOI prompt: its top tokens are ',' 27.10%, ' and' 13.78%, '.' 13.50%,
     not ' Mary' (seed 002, ``utils.test_prompt`` cell, BOS prepended)."""
-    result = check_top_token(model, IOI_PROMPT, ",", k=1)
-    result.raise_if_failed()
-    top3 = PublishedTop3(tuple(PublishedTopToken(t.token, t.logit, t.prob) for t in result.top_tokens[:3]))
-    assert snapshot(tolerance={"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}) == top3
+    result = assert_top_token(model, IOI_PROMPT, ",", k=1)
+    assert snapshot(tolerance={"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}) == TOP3.of(result)

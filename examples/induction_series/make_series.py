@@ -9,7 +9,7 @@ Each ``stepN/`` is a complete HuggingFace model directory (config.json, model.sa
 tokenizer) that loads offline with ``AutoModelForCausalLM.from_pretrained`` /
 ``AutoTokenizer.from_pretrained`` and with ``TransformerBridge.boot_transformers``.
 
-Recipe (measured on a 2-core CPU, see /work/shared/FINDINGS.md "Training a tiny model offline"):
+Recipe (measured on a 2-core CPU while this example was written; README.md has the tables):
 
 * a stock ``GPT2LMHeadModel``: 2 layers, 4 heads, ``n_embd`` 64, 41 positions, vocabulary 64;
   attention-only (MLPs with ``n_inner=1``, zeroed and frozen); untied embeddings; every weight drawn

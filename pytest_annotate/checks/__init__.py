@@ -8,6 +8,8 @@ report) and has an ``assert_*`` twin made from it by :func:`~pytest_annotate.res
 - :mod:`~pytest_annotate.checks.head_roles`: a head's role (induction, previous-token, ...)
 - :mod:`~pytest_annotate.checks.composition`: K-composition between two heads
 - :mod:`~pytest_annotate.checks.families`: claims over prompt families, judged with intervals (holds / inconclusive / fails)
+- :mod:`~pytest_annotate.checks.copying`: copying the repeated half of random token sequences
+- :mod:`~pytest_annotate.checks.patching`: patching a repeated half's component outputs with the first half's
 
 Import them from :mod:`pytest_annotate`. This ``__init__`` imports nothing.
 """

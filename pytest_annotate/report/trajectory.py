@@ -68,6 +68,11 @@ class Trajectory:
     def test_name(self) -> str:
         return self.nodeid.rsplit("::", 1)[-1]
 
+    def at(self, labels: Sequence[str]) -> list[TrajectoryPoint | None]:
+        """The point of each run label, in that order (``None`` where the run has no value)."""
+        by_label = {p.label: p for p in self.points}
+        return [by_label.get(label) for label in labels]
+
 
 def key_measurements(finding: Finding) -> tuple[Measurement, ...]:
     """The numbers a finding is about: its primary measurements, else its first one; one per name."""

@@ -1,32 +1,6 @@
-"""Prediction checks: is the answer the model's top token, at this rank, this likely, this far ahead?
-
-Each check reads the model's prediction for an answer after a prompt once (one memoized forward
-pass, through :mod:`pytest_annotate.scoring.answers`, so every check agrees on every number) and returns a
-frozen result whose ``report()`` reads like TransformerLens's old ``test_prompt`` printout:
-
-* :func:`check_top_token` / :func:`assert_top_token`: the answer's rank is below ``k`` (and its
-  probability at least ``min_prob``);
-* :func:`check_rank` / :func:`assert_rank`: the answer has exactly ``rank``, or at most ``max_rank``;
-* :func:`check_prob` / :func:`assert_prob`: the answer's probability lies in ``[min_prob, max_prob]``;
-* :func:`check_logit_diff` / :func:`assert_logit_diff`: the answer's logit beats another answer's
-  by at least ``min_diff`` (IOI-style claims).
-
-Multi-token answers (Gemma splits ``" 5"`` into ``" "`` + ``"5"``) are scored by teacher forcing:
-``prob`` is the joint probability of the whole answer and ``rank`` the greedy rank, the worst rank
-of any of its tokens at its own step (rank 0 means greedy decoding writes the whole answer).
-``logit`` is the first answer token's logit, the number the source notebooks report.
-
-Every check takes an ``intervention`` (any object with ``.fwd_hooks(lab, tokens)`` and a hashable
-``.key``, such as the values of :mod:`pytest_annotate.interventions.ablations`) or raw ``fwd_hooks``, so a
-claim about an ablated model is one line:
-
->>> assert_top_token(model, "1 2 3 4", " 5", intervention=keep("L0-L9"))      # doctest: +SKIP
->>> result = check_top_token(model, "January February March April", " May")   # doctest: +SKIP
->>> result.rank, round(result.prob, 4)                                        # doctest: +SKIP
-(0, 0.2929)
->>> print(result)                                                             # doctest: +SKIP
-PASSED  ' May' is top-1 after 'January February March April'
-...
+"""Reading one prediction: the answer's rank, logit and probability and the top tokens after a prompt
+(:class:`Prediction`, :func:`read_prediction`). Every check of :mod:`pytest_annotate.checks.predictions`
+extends a :class:`Prediction` with its claim; that module's docstring describes them.
 """
 
 

@@ -4,6 +4,7 @@ One module, one job:
 
 - :mod:`~pytest_annotate.snapshot.tolerance`: kinds of fields and their bands;
 - :mod:`~pytest_annotate.snapshot.serialize`: result objects → leaves (path, value, kind);
+- :mod:`~pytest_annotate.snapshot.projection`: the fields of a result a snapshot keeps (published baselines);
 - :mod:`~pytest_annotate.snapshot.textformat`: the ``.snap`` text format, both ways;
 - :mod:`~pytest_annotate.snapshot.compare`: leaf-by-leaf comparison and statistics;
 - :mod:`~pytest_annotate.snapshot.report`: the failure report;
@@ -39,6 +40,7 @@ from pytest_annotate.snapshot.errors import (
     SnapshotWriteError,
     ToleranceError,
 )
+from pytest_annotate.snapshot.projection import Projection, ProjectionError, each
 from pytest_annotate.snapshot.serialize import Leaf, flatten
 from pytest_annotate.snapshot.settings import SnapshotSettings
 from pytest_annotate.snapshot.textformat import (
@@ -69,6 +71,8 @@ __all__ = [
     "KeyNumber",
     "Kind",
     "Leaf",
+    "Projection",
+    "ProjectionError",
     "SnapshotConfigError",
     "SnapshotDocument",
     "SnapshotError",
@@ -82,6 +86,7 @@ __all__ = [
     "ToleranceError",
     "compare",
     "drift_table",
+    "each",
     "dumps",
     "flatten",
     "loads",
