@@ -64,8 +64,9 @@ def matrix_combinations(matrix: dict[str, Any]) -> list[dict[str, Any]]:
     assert "exclude" not in matrix, "matrix exclude is not expanded here; extend matrix_combinations"
     base = {k: v for k, v in matrix.items() if k != "include"}
     combos = [dict(zip(base, values)) for values in itertools.product(*base.values())] if base else []
+    product = list(combos)
     for extra in matrix.get("include", []):
-        matched = [c for c in combos if all(c[k] == v for k, v in extra.items() if k in base)]
+        matched = [c for c in product if all(c[k] == v for k, v in extra.items() if k in base)] if base else []
         if matched:
             for c in matched:
                 c.update(extra)

@@ -281,6 +281,7 @@ def test_repeated_half_is_predicted(model, snapshot):
     assert snapshot(tolerance={"*_log_prob": {"abs": 0.5, "rel": 0.0}, "*_accuracy": 0.03}) == measured
 
 
+@pytest.mark.gpu  # 12 layers x 51 positions of patched passes over 50,257 logits: minutes on a 2-core CPU
 def test_mlp_outputs_hardly_matter_on_repeated_tokens(model):
     """Replacing a second-half MLP output with the first half's leaves the loss almost unchanged, except at
     the first repeated token (seed 003, "MLP ablation" figure; the source published the heatmap, no number:
