@@ -1,36 +1,11 @@
-"""Fixtures shared by every behaviour folder.
+"""The behaviour suite. Its set-up lives in the plugin (``pytest_annotate.plugin``), not here.
 
-* ``compat_processing`` / ``raw_processing`` skip a behaviour whose published numbers were measured
-  in the other numerics (a random-weights dry run goes ahead in either mode).
+A behaviour says how its numbers were published in its marker, and the plugin runs it that way or
+skips it saying why and what to pass::
+
+    pytestmark = pytest.mark.model("pythia-160m-deduped", processing="raw", bos=False)
+
+``processing`` and ``dtype`` must match the session (``--processing``, ``--dtype``); ``bos`` is
+applied to the model while the test runs. A session that selects behaviours and judges none of
+them (all skipped) exits with code 5 and counts what it skipped, by reason.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-import pytest
-
-from pytest_annotate.plugin import keys
-
-
-def _spec(config: pytest.Config) -> Any:
-    return config.stash.get(keys.MODEL_SPEC, None)
-
-
-def _require_processing(request: pytest.FixtureRequest, wanted: str, why: str) -> None:
-    spec = _spec(request.config)
-    if spec is not None and spec.processing != wanted and not spec.random_weights:
-        pytest.skip(f"published with {why}; this session runs --processing {spec.processing}: "
-                    f"run with --processing {wanted}")
-
-
-@pytest.fixture
-def compat_processing(request: pytest.FixtureRequest) -> None:
-    """Skip unless the session runs ``--processing compat`` (legacy HookedTransformer numerics)."""
-    _require_processing(request, "compat", "legacy HookedTransformer numerics (fold_ln, centred weights)")
-
-
-@pytest.fixture
-def raw_processing(request: pytest.FixtureRequest) -> None:
-    """Skip unless the session runs ``--processing raw`` (HuggingFace numerics, as the notebook did)."""
-    _require_processing(request, "raw", "raw HuggingFace numerics (logits ~786, no folded LayerNorm)")

@@ -240,7 +240,44 @@ class Lab:
 
     @property
     def has_bos(self) -> bool:
+        """Whether text prompts get a BOS token by default: TransformerLens's ``default_prepend_bos``
+        (see :meth:`bos_policy`), if the tokenizer has a BOS token."""
         return self.bridge.tokenizer.bos_token_id is not None and bool(self.cfg.default_prepend_bos)
+
+    @property
+    def bos_token_id(self) -> int:
+        """The id of the BOS token text prompts get (an embedded model's plain-text BOS where its
+        tokenizer declares another one, see ``EmbeddedModel.bos_token``)."""
+        override = self.resolved.embedded.bos_token if self.resolved.embedded else None
+        if override is not None:
+            return int(self.bridge.tokenizer.convert_tokens_to_ids(override))
+        if self.bridge.tokenizer.bos_token_id is None:
+            raise PromptError(f"{self.model_id}'s tokenizer defines no BOS token")
+        return int(self.bridge.tokenizer.bos_token_id)
+
+    @contextlib.contextmanager
+    def bos_policy(self, prepend: bool) -> Iterator[Lab]:
+        """Inside the block, text prompts get a BOS token (``True``) or none (``False``) unless a call
+        says otherwise: the model's ``cfg.default_prepend_bos``, set as TransformerLens sets it, and
+        restored on exit. This is how a behaviour runs in the BOS policy its source used
+        (``@pytest.mark.model("pythia-70m", bos=True)``: TransformerLens 4 turns Pythia's BOS off, the
+        legacy ``HookedTransformer`` of 2023 notebooks prepended it). Memoized runs are keyed by token
+        ids, so both policies share one memo.
+
+        >>> with lab.bos_policy(True):                            # doctest: +SKIP
+        ...     lab.str_tokens("A B")
+        ['<|endoftext|>', 'A', ' B']
+        """
+        if not isinstance(prepend, bool):
+            raise PromptError(f"bos_policy({prepend!r}): give True (prepend a BOS token) or False (none)")
+        if prepend and self.bridge.tokenizer.bos_token_id is None:
+            raise PromptError(f"bos_policy(True), but {self.model_id}'s tokenizer defines no BOS token")
+        before = self.cfg.default_prepend_bos
+        self.cfg.default_prepend_bos = prepend
+        try:
+            yield self
+        finally:
+            self.cfg.default_prepend_bos = before
 
     def __repr__(self) -> str:
         return f"Lab({self.model_id!r}, device={self.device!r}, dtype={str(self.dtype).removeprefix('torch.')})"

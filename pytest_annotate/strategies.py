@@ -274,16 +274,19 @@ def repeated_random_tokens(
     min_len: int = 5,
     max_len: int = 50,
     repeats: int = 2,
-    bos: bool | int | None = True,
+    bos: bool | int | None = None,
     unique: bool = True,
     shuffle: bool = True,
 ) -> st.SearchStrategy[RepeatedTokens]:
     """BOS + a random segment of ``min_len..max_len`` tokens, repeated ``repeats`` times: the induction task.
 
-    ``vocab`` is a Lab (tokens are drawn from its :func:`ordinary_token_ids`; ``bos=True`` prepends its
-    BOS token when its BOS policy does) or the token ids to draw from (``range(1000, 30000)``, with
-    ``bos`` the BOS id). ``bos=False`` or ``None``: no BOS. ``unique=True`` draws a segment without
-    repeated tokens, so every next token in a later copy is determined by the earlier copy.
+    ``vocab`` is a Lab (tokens are drawn from its :func:`ordinary_token_ids`) or the token ids to draw
+    from (``range(1000, 30000)``). ``bos``, as for :meth:`Lab.tokens`: ``None`` follows the Lab's BOS
+    policy (with token ids: no BOS); ``True`` always prepends the Lab's BOS token (seed 002 built
+    Pythia's induction inputs as ``cat([bos, r, r])``, though TransformerLens 4 gives Pythia no BOS);
+    ``False``: no BOS; a whole number: that id as BOS (with token ids: ``bos=2`` for Gemma,
+    ``bos=50256`` for GPT-2). ``unique=True`` draws a segment without repeated tokens, so every next
+    token in a later copy is determined by the earlier copy.
 
     Shrinks towards shorter segments, then towards the first ids of ``vocab`` in a fixed shuffled
     order (``shuffle=True``, seed 0): a failure shrinks to a short segment of random-looking tokens.
@@ -299,11 +302,13 @@ def repeated_random_tokens(
     3
     """
     n_ctx = None
-    bos_id: int | None = None if bos is None or bos is False else (None if bos is True else int(bos))
+    if bos is not None and not isinstance(bos, (bool, int)):
+        raise ValueError(f"bos={bos!r}: give None (the Lab's BOS policy), True, False or a BOS token id")
+    bos_id: int | None = None if isinstance(bos, bool) or bos is None else int(bos)
     if isinstance(vocab, Lab):
         ids: Sequence[int] = ordinary_token_ids(vocab)
-        if bos is True and vocab.has_bos:
-            bos_id = vocab.bridge.tokenizer.bos_token_id
+        if bos is True or (bos is None and vocab.has_bos):
+            bos_id = vocab.bos_token_id
         n_ctx = vocab.n_ctx
     else:
         ids = vocab if isinstance(vocab, range) else tuple(int(i) for i in vocab)

@@ -195,6 +195,25 @@ def test_every_role_runs_on_tiny_gpt2(tiny_gpt2, role):
     assert len(scores.top(3)) == 3 and "\nL1 " in report and "Top 5: " in report
 
 
+def test_repeated_random_tokens_bos_follows_the_policy_unless_given(tiny_gpt2):
+    """bos=None follows the Lab's BOS policy; True/False override it (seed 002 put BOS before Pythia's
+    rows although TransformerLens 4 gives Pythia none). The memo tells the two apart."""
+    bos_id = tiny_gpt2.bridge.tokenizer.bos_token_id
+    body = RepeatedRandomTokens(n=10, batch=2, bos=False).tokens(tiny_gpt2)
+    assert body.shape == (2, 20) and not (body == bos_id).any()
+    with tiny_gpt2.bos_policy(False):
+        assert torch.equal(RepeatedRandomTokens(n=10, batch=2).tokens(tiny_gpt2), body)
+        forced = RepeatedRandomTokens(n=10, batch=2, bos=True).tokens(tiny_gpt2)
+        no_bos = head_scores(tiny_gpt2, "induction", inputs=RepeatedRandomTokens(n=10, batch=2))
+    assert forced.shape == (2, 21) and (forced[:, 0] == bos_id).all() and torch.equal(forced[:, 1:], body)
+    assert torch.equal(RepeatedRandomTokens(n=10, batch=2).tokens(tiny_gpt2), forced)  # GPT-2's policy: BOS
+    with_bos = head_scores(tiny_gpt2, "induction", inputs=RepeatedRandomTokens(n=10, batch=2))
+    assert no_bos.inputs.startswith("10 random") and with_bos.inputs.startswith("BOS + 10 random")
+    assert not np.array_equal(no_bos.array, with_bos.array)
+    with pytest.raises(PromptError, match=r"RepeatedRandomTokens\(bos='yes'\): give True"):
+        RepeatedRandomTokens(bos="yes")
+
+
 def test_tiny_gpt2_post_mlp0_copying_and_dla(tiny_gpt2):
     table = head_scores(tiny_gpt2, "copying", inputs=CopyingBasis(embedding="post_mlp0", vocab_sample=200))
     assert "(W_E + MLP0)" in table.inputs and "200 tokens sampled" in table.inputs

@@ -93,6 +93,175 @@ def test_model_marker_skips_other_models_with_a_reason(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*belongs to gpt2-small; this session runs tiny-gpt2 (run with --model gpt2-small)*"])
 
 
+def test_boolean_options_have_no_forms_that_override_the_ini(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makeini("[pytest]\nannotate_random_weights = true\nannotate_run_gpu_checks = true\n")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_heavy(): pass
+    """)
+    # --collect-only: resolving the model is cheap (nothing is loaded).
+    pytester.runpytest("--model", "gpt2-small", "--co").stdout.fnmatch_lines(["*gpt2*RANDOM WEIGHTS*"])
+    real = pytester.runpytest("--model", "gpt2-small", "--no-random-weights", "--co")
+    real.stdout.fnmatch_lines(["pytest-annotate: model gpt2-small (HuggingFace gpt2)*"])
+    assert "RANDOM" not in real.stdout.str()
+    args = (f"--model={tiny_gpt2_dir}", "--device", "cpu")  # one argument: pytest would take a path for rootdir
+    pytester.runpytest(*args, "--no-random-weights").assert_outcomes(passed=1)  # the ini's gpu checks: on
+    pytester.runpytest(*args, "--no-random-weights", "--no-run-gpu-checks").assert_outcomes(skipped=1)
+    help_text = pytester.runpytest("--model", "gpt2-small", "--help").stdout.str()
+    for flag in ("--no-random-weights", "--no-trust-remote-code", "--no-run-gpu-checks", "--no-nondeterministic"):
+        assert flag in help_text, flag
+
+
+def test_marker_declares_processing_and_dtype_and_a_mismatch_skips_saying_what_to_pass(
+    pytester: pytest.Pytester, tiny_gpt2_dir: Path
+) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.model("tiny-gpt2", processing="raw")
+        def test_published_raw(): pass
+
+        @pytest.mark.model("tiny-gpt2", processing="compat")
+        def test_published_compat(): pass
+
+        @pytest.mark.model("tiny-gpt2", dtype="bfloat16")
+        def test_published_in_bf16(): pass
+
+        @pytest.mark.model("gpt2-small", processing="raw")
+        def test_other_model(): pass
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir), "-rs", "--strict-markers")
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines_random([
+        "*published in raw processing (HuggingFace numerics, nothing folded); this session runs --processing "
+        "compat: run with --processing raw*",
+        "*published in bfloat16; this session runs --dtype float32: run with --dtype bfloat16*",
+        "*belongs to gpt2-small; this session runs tiny-gpt2 (run with --model gpt2-small --processing raw)*",
+    ])
+    raw = pytester.runpytest("--model", str(tiny_gpt2_dir), "--processing", "raw", "-rs")
+    raw.assert_outcomes(passed=1, skipped=3)
+    raw.stdout.fnmatch_lines(["*published in compat processing (TransformerLens compatibility mode*"
+                              "--processing compat*"])
+
+
+def test_the_nearest_marker_setting_wins(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        pytestmark = pytest.mark.model("tiny-gpt2", processing="raw")
+
+        def test_module_setting(): pass
+
+        @pytest.mark.model(processing="compat")
+        def test_own_setting(): pass
+    """)
+    pytester.runpytest("--model", str(tiny_gpt2_dir)).assert_outcomes(passed=1, skipped=1)
+
+
+def test_marker_bos_is_applied_while_the_test_runs(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.model("tiny-gpt2", bos=False)
+        def test_without_bos(model):
+            assert model.str_tokens("A B") == ["A", " B"] and not model.has_bos
+            assert model.str_tokens("A B", bos=True)[0] == "<|endoftext|>"  # a call's own bos still wins
+
+        def test_policy_restored(model):
+            assert model.str_tokens("A B")[0] == "<|endoftext|>"  # GPT-2's BOS policy
+    """)
+    pytester.runpytest("--model", str(tiny_gpt2_dir), "--device", "cpu", "-p", "no:randomly").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(("marker", "message"), [
+    ('"tiny-gpt2", processing="folded"', "processing='folded': valid: 'compat', 'raw'"),
+    ('"tiny-gpt2", bos="yes"', "bos='yes': give True"),
+    ('"tiny-gpt2", dtype="float64"', "dtype='float64': valid: 'float32', 'bfloat16', 'float16'"),
+    ('"tiny-gpt2", prepend_bos=True', "got prepend_bos=; it takes model names and processing=, bos=, dtype="),
+])
+def test_a_bad_marker_is_a_usage_error_naming_the_test(
+    pytester: pytest.Pytester, tiny_gpt2_dir: Path, marker: str, message: str
+) -> None:
+    pytester.makepyfile(f"import pytest\n\n@pytest.mark.model({marker})\ndef test_x(): pass\n")
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*test_a_bad_marker_is_a_usage_error_naming_the_test.py::test_x: "
+                                 f"@pytest.mark.model(...) {message}*"])
+
+
+BEHAVIOURS = """
+    import pytest
+
+    pytestmark = pytest.mark.model("gpt2-small", processing="compat")
+
+    def test_a(): pass
+    def test_b(): pass
+
+    @pytest.mark.model(processing="raw")
+    def test_raw(): pass
+"""
+
+
+def test_a_session_that_judges_no_behaviour_exits_non_zero_and_counts_the_skips(
+    pytester: pytest.Pytester, tiny_gpt2_dir: Path
+) -> None:
+    pytester.makepyfile(test_behaviours=BEHAVIOURS)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir))
+    result.assert_outcomes(skipped=3)
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines([
+        "*pytest-annotate: NOTHING JUDGED*",
+        "pytest-annotate: no behaviour of tiny-gpt2 was judged: the 3 selected behaviours with a model marker "
+        "were all skipped (exit code 5). Skipped, by reason:",
+        "     2 × belongs to gpt2-small; this session runs tiny-gpt2 (run with --model gpt2-small)",
+        "     1 × belongs to gpt2-small; this session runs tiny-gpt2 (run with --model gpt2-small --processing raw)",
+    ])
+    # An explicit selection that judges nothing says so too; -k and node ids that judge something are fine.
+    one = pytester.runpytest("--model", str(tiny_gpt2_dir), "test_behaviours.py::test_raw")
+    assert one.ret == pytest.ExitCode.NO_TESTS_COLLECTED and "the 1 selected behaviour with" in one.stdout.str()
+    pytester.makepyfile(test_tiny="""
+        import pytest
+
+        @pytest.mark.model("tiny-gpt2")
+        def test_tiny(): pass
+    """)
+    assert pytester.runpytest("--model", str(tiny_gpt2_dir)).ret == pytest.ExitCode.OK
+    assert pytester.runpytest("--model", str(tiny_gpt2_dir), "-k", "tiny").ret == pytest.ExitCode.OK
+    assert pytester.runpytest("--model", str(tiny_gpt2_dir), "-k", "test_b").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_a_skipped_processing_is_counted_with_the_option_to_pass(pytester: pytest.Pytester, tiny_gpt2_dir: Path) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        pytestmark = pytest.mark.model("tiny-gpt2", processing="raw")
+
+        def test_a(): pass
+        def test_b(): pass
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir))
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["     2 × published in raw processing (HuggingFace numerics, nothing folded); "
+                                 "this session runs --processing compat: run with --processing raw"])
+
+
+def test_sessions_without_model_markers_and_failing_sessions_are_not_affected(
+    pytester: pytest.Pytester, tiny_gpt2_dir: Path
+) -> None:
+    pytester.makepyfile(test_plain="""
+        import pytest
+
+        @pytest.mark.skip(reason="not today")
+        def test_skipped(): pass
+    """)
+    result = pytester.runpytest("--model", str(tiny_gpt2_dir))
+    assert result.ret == pytest.ExitCode.OK and "NOTHING JUDGED" not in result.stdout.str()
+    pytester.makepyfile(test_behaviours=BEHAVIOURS, test_plain="def test_fails(): assert False")
+    assert pytester.runpytest("--model", str(tiny_gpt2_dir)).ret == pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.mark.parametrize(("marker", "model", "runs"), [
     ("gpt2-small", "gpt2", True), ("gpt2", "gpt2-small", True), ("pythia-160m-deduped", "EleutherAI/pythia-160m-deduped", True),
     ("pythia-70m", "pythia-160m-deduped", False), ("gemma-3-270m", "gemma-3-270m", True),

@@ -217,13 +217,20 @@ def test_a_lab_gives_its_bos_and_its_context_limit(tiny_gpt2) -> None:
     seq = find(repeated_random_tokens(tiny_gpt2, min_len=3, max_len=5), lambda r: True, settings=NO_DB)
     assert seq.tokens[0] == tiny_gpt2.bridge.tokenizer.bos_token_id and seq.offset == 1
     assert find(repeated_random_tokens(tiny_gpt2, bos=False, max_len=5), lambda r: True, settings=NO_DB).offset == 0
+    with tiny_gpt2.bos_policy(False):  # a Lab whose policy is no BOS (Pythia's): None follows it, True overrides it
+        assert find(repeated_random_tokens(tiny_gpt2, max_len=5), lambda r: True, settings=NO_DB).offset == 0
+        forced = find(repeated_random_tokens(tiny_gpt2, bos=True, max_len=5), lambda r: True, settings=NO_DB)
+    assert forced.tokens[0] == tiny_gpt2.bridge.tokenizer.bos_token_id and forced.offset == 1
     with pytest.raises(ValueError, match=r"81 tokens .* exceed the context of 64; give max_len <= 31"):
         repeated_random_tokens(tiny_gpt2, max_len=40)
 
 
 def test_repeated_tokens_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="bos=True needs a Lab as vocab"):
-        repeated_random_tokens(range(10, 100))
+        repeated_random_tokens(range(10, 100), bos=True)
+    with pytest.raises(ValueError, match="bos='<s>': give None"):
+        repeated_random_tokens(range(10, 100), bos="<s>")
+    assert find(repeated_random_tokens(range(10, 100)), lambda r: True, settings=NO_DB).offset == 0  # ids: no BOS
     with pytest.raises(ValueError, match="min_len=1: an induction segment needs at least 2 tokens"):
         repeated_random_tokens(range(10, 100), bos=None, min_len=1)
     with pytest.raises(ValueError, match="unique=True needs max_len <= the 5 token ids"):

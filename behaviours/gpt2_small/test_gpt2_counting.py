@@ -1,9 +1,11 @@
 """GPT-2 small's counting circuit (seed 001): every row of the source's table is a test.
 
-Source: the numseqcont circuit experiments notebook, ``nb_templates/headFNs_expms_template.ipynb`` in
-wlg1/numseqcont_circuit_expms on GitHub (see ``behaviours/SOURCES.md``); rows are numbered from 1 in
-the order it reports them. The source ran legacy ``HookedTransformer.from_pretrained("gpt2-small")``
-(fold_ln, centred weights: ``--processing compat`` here) with BOS prepended (the Lab's default for GPT-2).
+Source: seed 001, the numseqcont circuit experiments notebook (``nb_templates/headFNs_expms_template.ipynb``
+in wlg1/numseqcont_circuit_expms on GitHub), tabulated in the project's findings table ("GPT-2 small:
+counting / successor circuit"); row numbers below are that table's, from 1. The source ran legacy
+``HookedTransformer.from_pretrained("gpt2-small", fold_ln=True, ...)`` (folded LayerNorm, centred
+weights: ``--processing compat`` here) with ``prepend_bos=True`` on every prompt; the marker declares
+both, so a ``--processing raw`` session skips these tests and says what to pass.
 
 Configurations as the source meant them: "skip Lk" removes block k (its output is never added
 to the residual stream); "keep L0–L9" removes blocks 10 and 11; ``ln_final`` and the
@@ -30,7 +32,7 @@ from pytest_annotate.interventions.ablations import Intervention, bypass_norm, k
 from pytest_annotate.lab import Lab
 from pytest_annotate.checks.predictions import check_top_token
 
-pytestmark = [pytest.mark.model("gpt2-small"), pytest.mark.usefixtures("compat_processing")]
+pytestmark = pytest.mark.model("gpt2-small", processing="compat", bos=True)
 
 # configuration (as the source names it) -> the intervention that carries it out (None: full model)
 CONFIGURATIONS: dict[str, Callable[[Lab], Intervention | None]] = {
@@ -129,7 +131,9 @@ PUBLISHED: list[Row] = [
 @pytest.mark.parametrize("row", PUBLISHED, ids=[r.id for r in PUBLISHED])
 def test_counting_prediction(model, snapshot, row: Row):
     """Under each published configuration the successor is top-1 exactly when seed 001 found it so,
-    with the rank, logit, probability and top-1 token it reported (seed 001, row in the id)."""
+    with the rank, logit, probability and top-1 token it reported (seed 001's table, row in the id).
+
+    Published in compat processing (legacy HookedTransformer, fold_ln, centred weights), BOS prepended."""
     intervention = CONFIGURATIONS[row.configuration](model)
     result = check_top_token(model, row.prompt, row.answer, intervention=intervention, k=1)
     where = f"with {intervention} ({intervention.detail})" if intervention else "in the full model"

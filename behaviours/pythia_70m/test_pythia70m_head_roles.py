@@ -1,9 +1,15 @@
 """Pythia-70m's mover heads (seed 002): L3H3, L4H2 and L3H0 move the next token from its earlier copies.
 
-Source: a TransformerLens notebook on Pythia-70m head roles (mover, induction and copying heads,
-on the NeelNanda/pile-10k dataset), run on ``HookedTransformer.from_pretrained("pythia-70m")``
-(``--processing compat`` here); see ``behaviours/SOURCES.md``. The numbers below are the notebook's
-``head_df`` rows for L3H3, L4H2 and L3H0.
+Source: seed 002, a TransformerLens notebook on Pythia-70m head roles (mover, induction, copying
+heads) using the NeelNanda/pile-10k dataset, on ``HookedTransformer.from_pretrained("pythia-70m")``
+(compat processing: ``--processing compat`` here); tabulated in the project's findings table
+("Pythia-70m: head roles"); the numbers below are the notebook's ``head_df`` rows for L3H3, L4H2
+and L3H0.
+
+**BOS.** The notebook's HookedTransformer prepended BOS (``<|endoftext|>``) to Pythia's prompts: its
+``test_prompt`` output starts with it, and its induction rows are ``cat([bos, r, r])``. TransformerLens
+4 gives Pythia no BOS, so the marker says ``bos=True``: every text prompt here gets BOS, as in the
+source, and the induction inputs are built with ``bos=True``.
 
 **Pile-dependent numbers are not tested.** The mover metrics (mover DLA 0.70 at the 90th
 percentile for L3H3, mover attention, head DLA) and the dataset fractions (45.7% of positions
@@ -32,11 +38,11 @@ from pytest_annotate import (
     head_scores,
 )
 
-pytestmark = [pytest.mark.model("pythia-70m"), pytest.mark.usefixtures("compat_processing")]
+pytestmark = pytest.mark.model("pythia-70m", processing="compat", bos=True)
 
 #: Seed 002's induction inputs: BOS + 200 random tokens ×2, batch 16 (the source drew ids 1000-9999
 #: with an unrecorded seed; these are ordinary tokens, seed 0).
-INDUCTION_INPUTS = RepeatedRandomTokens(n=200, batch=16, seed=0)
+INDUCTION_INPUTS = RepeatedRandomTokens(n=200, batch=16, seed=0, bos=True)
 #: Seed 002's vocab-basis copying score: eigenvalues of (W_E + MLP0(W_E)) · W_V W_O · W_U, all tokens.
 VOCAB_COPYING = CopyingBasis(basis="vocab", embedding="post_mlp0")
 RESIDUAL_COPYING = CopyingBasis(basis="residual")
@@ -66,7 +72,8 @@ def test_l3h3_is_the_strongest_mover(model):
     L3H3 0.70, L3H0 0.22, L4H2 0.096 at the 90th percentile over Pile tokens).
 
     Pile-dependent: on :data:`MOVER_PROMPTS` (a stand-in) the claim is the ranking only: L3H3 top-1 of 48,
-    L3H0 and L4H2 in the top 4 (the source's fourth mover, L2H5, scores 0.061).
+    L3H0 and L4H2 in the top 4 (the source's fourth mover, L2H5, scores 0.061). Published in compat
+    processing, BOS before each Pile row; the stand-in prompts get BOS too.
     """
     assert_head_role(model, "L3H3", "mover", top_k=1, inputs=MOVER_PROMPTS)
     for head in ("L3H0", "L4H2"):
@@ -78,7 +85,7 @@ def test_l3h0_is_the_most_inductive_mover(model, snapshot):
     L3H0 0.3946, L4H2 0.1526, L3H3 0.0861, on BOS + 200 random tokens ×2, batch 16).
 
     Band ±0.05: another draw of random tokens, and the source's diagonal mean also counted two positions
-    with no earlier copy (≤ 1% of 202).
+    with no earlier copy (≤ 1% of 202). Published in compat processing, BOS first in every row.
     """
     table = head_scores(model, "induction", inputs=INDUCTION_INPUTS)
     others = max(table.score("L4H2"), table.score("L3H3"))
@@ -89,7 +96,7 @@ def test_l3h0_is_the_most_inductive_mover(model, snapshot):
 def test_l3h3_copies_its_input_token(model, snapshot):
     """L3H3's OV circuit copies tokens: vocab-basis copying score 0.997 (seed 002, head_df "eigenvals_vocab";
     residual basis "eigenvals_resid" 0.50). Weights only, so the band is set by the 6 published decimals
-    and TransformerLens's numerics: ±0.005."""
+    and TransformerLens's numerics: ±0.005. Published in compat processing (weights only: no BOS involved)."""
     vocab = head_scores(model, "copying", inputs=VOCAB_COPYING)
     resid = head_scores(model, "copying", inputs=RESIDUAL_COPYING)
     assert_head_role(model, "L3H3", "copying", min_score=0.99, inputs=VOCAB_COPYING)
@@ -99,6 +106,7 @@ def test_l3h3_copies_its_input_token(model, snapshot):
 
 def test_ioi_prompt_is_not_solved(model, snapshot):
     """Pythia-70m does not solve this IOI prompt: its top tokens are ',' 27.10%, ' and' 13.78%, '.' 13.50%,
-    not ' Mary' (seed 002, ``utils.test_prompt`` cell, BOS prepended)."""
+    not ' Mary' (seed 002, ``utils.test_prompt`` cell, BOS prepended). Published in compat
+    processing with BOS prepended (its tokenized prompt starts with ``<|endoftext|>``)."""
     result = assert_top_token(model, IOI_PROMPT, ",", k=1)
     assert snapshot(tolerance={"logit": {"abs": 0.01, "rel": 0.0}, "prob": 1e-3}) == TOP3.of(result)

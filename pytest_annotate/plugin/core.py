@@ -5,8 +5,12 @@ This module only wires pytest to the rest of the package: no model maths lives h
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib.metadata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -16,6 +20,7 @@ from pytest_annotate.models.embedded import EMBEDDED
 from pytest_annotate.models.spec import (
     DEFAULT_MODEL,
     DTYPES,
+    PROCESSINGS,
     ModelSpec,
     ResolvedModel,
     resolve,
@@ -67,7 +72,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for flag, ini, kind, default, help_text in _OPTIONS:
         dest = ini
         if kind == "bool":
-            group.addoption(flag, action="store_true", default=None, dest=dest, help=help_text)
+            # --flag / --no-flag: None (not given) falls back to the ini file, so either form overrides it.
+            group.addoption(flag, action=argparse.BooleanOptionalAction, default=None, dest=dest,
+                            help=f"{help_text} (the --no- form turns it off over the ini file)")
         else:
             group.addoption(flag, action="store", default=None, dest=dest, metavar=flag[2:].upper(),
                             help=help_text % {"default": default} if "%(default)s" in help_text else help_text)
@@ -107,11 +114,7 @@ def spec_from_config(config: pytest.Config) -> ModelSpec:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "model(*names): this behaviour belongs to these models; skipped under another --model "
-        "(names as for --model: gpt2-small, pythia-70m, gemma-3-270m, a folder name...)",
-    )
+    config.addinivalue_line("markers", _MARKER_HELP)
     config.addinivalue_line(
         "markers", "gpu: a heavy check; skipped unless the model runs on a GPU or --run-gpu-checks is given"
     )
@@ -137,6 +140,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[keys.DTYPE] = resolved.spec.dtype
     config.stash[keys.RECORDED_RESULTS] = []
     config.stash[NOT_JUDGED] = []
+    if not hasattr(config, "workerinput"):  # pytest-xdist: the controller sees every worker's reports
+        config.pluginmanager.register(JudgedTally(resolved.model_id), "annotate-judged")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -166,6 +171,87 @@ def _version(dist: str) -> str:
 
 # --------------------------------------------------------------------------- markers
 
+#: How ``--processing`` is described in a skip reason.
+_PROCESSING_WORDS = {
+    "compat": "TransformerLens compatibility mode: folded LayerNorm, centred weights, as legacy HookedTransformer",
+    "raw": "HuggingFace numerics, nothing folded",
+}
+_MARKER_HELP = (
+    "model(*names, processing=None, bos=None, dtype=None): this behaviour belongs to these models (names as "
+    "for --model: gpt2-small, pythia-70m, gemma-3-270m, a folder name...) and its numbers were published in "
+    "this --processing (compat or raw), BOS policy (True: a BOS token before every text prompt; False: none) "
+    "and --dtype. Under another model, processing or dtype it is skipped with the reason and the options to "
+    "pass; bos is applied to the model while the test runs"
+)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a behaviour's ``model`` markers say: its models, and the setting its numbers were published in.
+
+    Markers nearest the test win for each setting (a function's marker over its module's
+    ``pytestmark``); the model names of all of them count.
+    """
+
+    names: tuple[str, ...]
+    processing: str | None = None
+    bos: bool | None = None
+    dtype: str | None = None
+
+    @classmethod
+    def of(cls, item: pytest.Item) -> Published | None:
+        markers = list(item.iter_markers("model"))
+        if not markers:
+            return None
+        settings: dict[str, Any] = {}
+        for m in markers:  # nearest first
+            unknown = sorted(set(m.kwargs) - {"processing", "bos", "dtype"})
+            if unknown:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.model(...) got {', '.join(f'{k}=' for k in unknown)}; "
+                    "it takes model names and processing=, bos=, dtype="
+                )
+            for key, value in m.kwargs.items():
+                settings.setdefault(key, value)
+        published = cls(tuple(n for m in markers for n in m.args), **settings)
+        published._validate(item.nodeid)
+        return published
+
+    def _validate(self, nodeid: str) -> None:
+        bad = None
+        if self.processing is not None and self.processing not in PROCESSINGS:
+            bad = f"processing={self.processing!r}: valid: {', '.join(map(repr, PROCESSINGS))}"
+        elif self.dtype is not None and self.dtype not in DTYPES:
+            bad = f"dtype={self.dtype!r}: valid: {', '.join(map(repr, DTYPES))}"
+        elif self.bos is not None and not isinstance(self.bos, bool):
+            bad = f"bos={self.bos!r}: give True (a BOS token before every text prompt) or False (none)"
+        elif any(not isinstance(n, str) or not n for n in self.names):
+            bad = f"model names {self.names!r}: give names as for --model (strings)"
+        if bad:
+            raise pytest.UsageError(f"{nodeid}: @pytest.mark.model(...) {bad}")
+
+    def skip_reason(self, resolved: ResolvedModel) -> str | None:
+        """Why this session cannot run the behaviour as published (None: it can), and what to pass."""
+        spec = resolved.spec
+        fix = []
+        if self.processing is not None and self.processing != spec.processing:
+            fix.append(f"--processing {self.processing}")
+        if self.dtype is not None and self.dtype != spec.dtype:
+            fix.append(f"--dtype {self.dtype}")
+        if self.names and not _marker_matches(resolved, self.names):
+            return (f"belongs to {' / '.join(self.names)}; this session runs {resolved.model_id} "
+                    f"(run with {' '.join([f'--model {self.names[0]}', *fix])})")
+        why = []
+        if self.processing is not None and self.processing != spec.processing:
+            why.append(f"published in {self.processing} processing ({_PROCESSING_WORDS[self.processing]}); "
+                       f"this session runs --processing {spec.processing}")
+        if self.dtype is not None and self.dtype != spec.dtype:
+            why.append(f"published in {self.dtype}; this session runs --dtype {spec.dtype}")
+        return f"{'; '.join(why)}: run with {' '.join(fix)}" if why else None
+
+
+PUBLISHED = pytest.StashKey[Published]()
+
 
 def _marker_matches(resolved: ResolvedModel, wanted: Iterable[str]) -> bool:
     names = resolved.names()
@@ -189,14 +275,69 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     run_gpu = bool(option(config, "annotate_run_gpu_checks"))
     on_gpu = resolved.spec.device.startswith("cuda") or (resolved.spec.device == "auto" and _cuda_available())
     for item in items:
-        wanted = [n for m in item.iter_markers("model") for n in m.args]
-        if wanted and not _marker_matches(resolved, wanted):
-            item.add_marker(pytest.mark.skip(
-                reason=f"belongs to {' / '.join(wanted)}; this session runs {resolved.model_id} "
-                       f"(run with --model {wanted[0]})"))
+        published = Published.of(item)
+        if published is not None:
+            item.stash[PUBLISHED] = published
+            reason = published.skip_reason(resolved)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
         if item.get_closest_marker("gpu") and not (on_gpu or run_gpu):
             item.add_marker(pytest.mark.skip(reason="@pytest.mark.gpu: heavy check; runs on --device cuda or with "
                                                     "--run-gpu-checks"))
+
+
+# --------------------------------------------------------------------------- a session that judged nothing
+
+
+@dataclass
+class JudgedTally:
+    """Which tests with a ``model`` marker ran and which were skipped (with why), from their reports.
+
+    A session that selected such tests and ran none of them has judged nothing about its model: a CI
+    job that goes green that way hides a wrong ``--model``, ``--processing`` or ``-k``. Such a session
+    ends with exit code 5 (pytest's "no tests ran") and says what was skipped, counted by reason.
+    This holds for any selection (a folder, ``-k``, node ids): asking for behaviours that all skip
+    under this model is a mistake worth a red run. Sessions whose tests carry no ``model`` marker
+    (``pytest tests/``) are not affected; nor is a session that failed for another reason.
+    """
+
+    model_id: str
+    ran: set[str] = field(default_factory=set)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "model" not in report.keywords:
+            return
+        if report.skipped and not hasattr(report, "wasxfail"):
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            self.skipped.setdefault(report.nodeid, reason.removeprefix("Skipped: "))
+        elif report.when == "call" or report.failed:
+            self.ran.add(report.nodeid)
+
+    @property
+    def judged_nothing(self) -> bool:
+        return bool(self.skipped) and not self.ran
+
+    def message(self) -> list[str]:
+        counts = Counter(self.skipped.values())
+        n = len(self.skipped)
+        lines = [f"pytest-annotate: no behaviour of {self.model_id} was judged: the {n} selected behaviour"
+                 f"{'s' if n != 1 else ''} with a model marker {'were' if n != 1 else 'was'} all skipped"
+                 " (exit code 5). Skipped, by reason:"]
+        lines += [f"  {count:4d} × {reason}" for reason, count in counts.most_common()]
+        return lines
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.judged_nothing and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.judged_nothing:
+            terminalreporter.write_sep("=", "pytest-annotate: NOTHING JUDGED", red=True)
+            for line in self.message():
+                terminalreporter.write_line(line)
 
 
 def _cuda_available() -> bool:
@@ -319,13 +460,19 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _annotate_isolation(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Seed the random generators before each model test; after each test, verify that the model
-    carries no leftover hooks and unchanged weights."""
+    """Seed the random generators before each model test and apply its marker's BOS policy; after each
+    test, verify that the model carries no leftover hooks and unchanged weights."""
+    bos_policy: Any = contextlib.nullcontext()
     if "model" in request.fixturenames:
         # As pytest-randomly does, but with a fixed seed: a test's random draws do not depend on
         # which tests ran before it.
         _seed_everything(_int_option(request.config, "annotate_seed", "--annotate-seed") or 0)
-    yield
+        published = request.node.stash.get(PUBLISHED, None)
+        if published is not None and published.bos is not None:
+            # The BOS policy the behaviour's source ran under (@pytest.mark.model(..., bos=...)).
+            bos_policy = request.getfixturevalue("model").bos_policy(published.bos)
+    with bos_policy:
+        yield
     lab = request.config.stash.get(LAB, None)
     if lab is None:
         return

@@ -56,6 +56,7 @@ Measured on Gemma 3 270M (compat processing, default inputs; seeds 1 and 2 move 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from collections.abc import Callable, Hashable, Sequence
@@ -126,20 +127,35 @@ class RepeatedRandomTokens:
     with a CPU generator seeded by ``seed``: the same ids on every device. (For a property over
     many such sequences, shrinking to a minimal failing one, use the hypothesis strategy
     :func:`pytest_annotate.strategies.repeated_random_tokens`.)
+
+    ``bos``: ``None`` follows the Lab's BOS policy (:attr:`Lab.has_bos`), ``True`` always starts
+    each row with the BOS token (as seed 002 built its Pythia inputs, ``cat([bos, r, r])``, although
+    TransformerLens 4 gives Pythia no BOS), ``False`` never does (rows of ``2n`` tokens).
     """
 
     n: int = 50
     batch: int = 8
     seed: int = 0
+    bos: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("n", "batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise PromptError(f"RepeatedRandomTokens({name}={value!r}): give a positive whole number")
+        if self.bos is not None and not isinstance(self.bos, bool):
+            raise PromptError(
+                f"RepeatedRandomTokens(bos={self.bos!r}): give True (BOS first), False (no BOS) or None "
+                "(the Lab's BOS policy)"
+            )
 
     def __str__(self) -> str:
-        return f"BOS + {self.n} random ordinary tokens ×2, batch {self.batch}, seed {self.seed}"
+        head = {True: "BOS + ", False: "", None: "(BOS +) "}[self.bos]
+        return f"{head}{self.n} random ordinary tokens ×2, batch {self.batch}, seed {self.seed}"
+
+    def with_bos(self, lab: Lab) -> RepeatedRandomTokens:
+        """These inputs with ``bos`` decided for ``lab`` (None resolved by its BOS policy)."""
+        return self if self.bos is not None else dataclasses.replace(self, bos=lab.has_bos)
 
     def tokens(self, lab: Lab) -> Int[Tensor, "batch pos"]:
         pool = torch.tensor(ordinary_token_ids(lab), dtype=torch.long)
@@ -148,19 +164,20 @@ class RepeatedRandomTokens:
                 f"RepeatedRandomTokens(n={self.n}) needs {self.n} distinct ordinary tokens, but "
                 f"{lab.model_id}'s vocabulary has only {len(pool)}; use n ≤ {len(pool)}"
             )
-        length = 2 * self.n + int(lab.has_bos)
+        bos = bool(self.with_bos(lab).bos)
+        length = 2 * self.n + int(bos)
         if length > lab.n_ctx:
             raise PromptError(
                 f"RepeatedRandomTokens(n={self.n}) makes sequences of {length} tokens, longer than "
-                f"{lab.model_id}'s context of {lab.n_ctx}; use n ≤ {(lab.n_ctx - int(lab.has_bos)) // 2}"
+                f"{lab.model_id}'s context of {lab.n_ctx}; use n ≤ {(lab.n_ctx - int(bos)) // 2}"
             )
         generator = torch.Generator().manual_seed(self.seed)
         halves = torch.stack(
             [pool[torch.randperm(len(pool), generator=generator)[: self.n]] for _ in range(self.batch)]
         )
         parts = [halves, halves]
-        if lab.has_bos:
-            parts.insert(0, torch.full((self.batch, 1), int(lab.bridge.tokenizer.bos_token_id)))
+        if bos:
+            parts.insert(0, torch.full((self.batch, 1), lab.bos_token_id))
         return torch.cat(parts, dim=1).to(lab.device)
 
 
@@ -225,8 +242,8 @@ def _token_batches(lab: Lab, inputs: Inputs) -> tuple[list[Tensor], str, Hashabl
     if isinstance(inputs, CopyingBasis):
         raise RoleError("a CopyingBasis describes the OV circuit, not prompts: give it to role='copying' only")
     if isinstance(inputs, RepeatedRandomTokens):
-        description = str(inputs) if lab.has_bos else str(inputs).removeprefix("BOS + ")
-        return [inputs.tokens(lab)], description, inputs
+        inputs = inputs.with_bos(lab)  # the memo key says whether the rows start with BOS
+        return [inputs.tokens(lab)], str(inputs), inputs
     if isinstance(inputs, Tensor):
         rows = inputs[None] if inputs.ndim == 1 else inputs
         if rows.ndim != 2 or rows.shape[1] < 2:
@@ -240,7 +257,8 @@ def _token_batches(lab: Lab, inputs: Inputs) -> tuple[list[Tensor], str, Hashabl
             "or a non-empty list of prompts"
         )
     batches = [lab.tokens(p)[None] for p in inputs]
-    return batches, f"{len(inputs)} prompt(s), {sum(b.shape[1] for b in batches)} tokens", ("prompts", tuple(inputs))
+    key = ("prompts", tuple(inputs), lab.has_bos)  # the tokens depend on the BOS policy (Lab.bos_policy)
+    return batches, f"{len(inputs)} prompt(s), {sum(b.shape[1] for b in batches)} tokens", key
 
 
 # --------------------------------------------------------------------------- attention targets
