@@ -238,11 +238,13 @@ class Prediction:
         """What to look at next when a claim about this prediction fails."""
         hints = []
         first = self.answer_tokens[0]
-        if self.is_flat:
+        tie = self.top_tie
+        if tie is not None:
+            others = tie.n - 1
             hints.append(
-                "a flat output carries no information about any token: if an intervention made it, it removed "
-                "everything the prediction is computed from (zeroing the embedding does); claim something about "
-                "a model that still predicts"
+                f"the answer ties with {others:,} other token{'s' * (others != 1)} for the top logit, so nothing in "
+                "the output prefers it, and a tie counts against a claim; an intervention that removes what the "
+                "prediction is computed from (zeroing the embedding does) makes every logit equal"
             )
         if self.respaced is not None and self.respaced.rank < first.rank:
             hints.append(
