@@ -9,7 +9,7 @@ well the weights alone implement this with the K-composition full circuit, a voc
 
 whose row *i* scores every key token *j* for query token *i*: row *i* should peak at *j = i*
 (the key position holds "previous token was i"). Its **top-1 accuracy** is the fraction of rows
-whose argmax is the diagonal: 0.2283 for GPT-2 small's L4H11 → L5H5 (seed 003); chance is
+whose maximum is the diagonal, strictly (a tied row counts as a miss): 0.2283 for GPT-2 small's L4H11 → L5H5 (seed 003); chance is
 1 / d_vocab.
 
 What the weights mean here, per architecture (every number this module reports uses them):
@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
     from pytest_annotate.lab import Lab
 from pytest_annotate.interventions.heads import HeadSpec, head_name, parse_head
+from pytest_annotate.scoring.ranks import rank_of
 from pytest_annotate.scoring.weights import (
     CircuitWeights,
     circuit_weights,
@@ -250,7 +251,7 @@ class CompositionResult(Result):
             f"K-composition full circuit {self.prev_head} → {self.ind_head} on {self.model_id}:",
             f"  W_E W_Q({self.ind_head}) · (W_E W_V({self.prev_head}) W_O({self.prev_head}) W_K({self.ind_head}))ᵀ, "
             f"{self.d_vocab:,} × {self.d_vocab:,}, norm gains included",
-            f"Top-1 accuracy (row argmax on the diagonal): {self.accuracy:.4f}{se}  [{rows}; chance {self.chance:.1e}]",
+            f"Top-1 accuracy (row maximum strictly on the diagonal): {self.accuracy:.4f}{se}  [{rows}; chance {self.chance:.1e}]",
         ]
         if self.min_accuracy is not None:
             gap = self.accuracy - self.min_accuracy
@@ -312,7 +313,8 @@ def check_k_composition(
         chunk = max(1, _CHUNK_BYTES // (4 * d_vocab))
         for c in _chunks(len(rows), chunk):
             queries = embed_tokens(lab, rows[c]) @ w.W_Q[ind]  # [chunk, d_head]
-            hits += int(((queries @ keys.T).argmax(-1) == rows[c]).sum())
+            # a row counts only if the diagonal is strictly the highest: a tie counts against the claim
+            hits += int((rank_of(queries @ keys.T, rows[c]) == 0).sum())
         into = _pair_scores(w, "K", ind[0], ind[1])  # [earlier layers, heads]
     n = len(rows)
     accuracy = hits / n

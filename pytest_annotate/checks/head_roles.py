@@ -45,7 +45,8 @@ class HeadRoleResult(Result):
     inputs: str
     score: float = field(metadata=kind("prob"))
     rank: int
-    """0 for the top-scoring head of the model."""
+    """How many other heads score at least as high: 0 for the strictly top-scoring head (a head tied
+    with another for the top score has rank 1, see :mod:`pytest_annotate.scoring.ranks`)."""
     n_heads_total: int
     top_heads: tuple[tuple[str, float], ...]
     """The 5 highest-scoring heads, best first."""
@@ -63,6 +64,16 @@ class HeadRoleResult(Result):
         words = self.role.replace("_", "-")
         article = "an" if words[0] in "aeiou" else "a"
         return f"{self.head} is {article} {words} head on {self.model_id}: {' and '.join(parts)}"
+
+    @property
+    def top_tie(self) -> int:
+        """How many heads share the top score with this head when it ties for the top (0: it does not).
+
+        Read off the fields: its score equals the top head's, and its rank counts the heads it ties with.
+        """
+        if self.rank > 0 and self.top_heads and self.score == self.top_heads[0][1]:
+            return self.rank + 1
+        return 0
 
     def measured(self) -> str:
         return f"{self.role} score {self.score:.4f}, {_ordinal(self.rank + 1)} of {self.n_heads_total} heads"
@@ -82,6 +93,9 @@ class HeadRoleResult(Result):
             f"Inputs: {self.inputs}",
             f"Rank: {_ordinal(self.rank + 1)} of {self.n_heads_total} heads",
         ]
+        if self.top_tie:
+            lines.append(f"  tie       {self.top_tie} heads share the top score {self.score:.4f}: no head is the top head "
+                         f"(a tie counts against the claim, so {self.head} ranks {_ordinal(self.rank + 1)})")
         if self.min_score is not None:
             gap = self.score - self.min_score
             lines.append(
@@ -127,6 +141,7 @@ def check_head_role(
     """Does ``head`` play ``role``: is its score ≥ ``min_score`` and/or is it among the ``top_k`` heads?
 
     ``top_k=1`` claims it is *the* top head for the role. At least one of the two claims is needed.
+    A head's rank counts the other heads scoring at least as high: a tie counts against the claim.
     """
     role = check_role(role)
     layer, index = parse_head(lab, head)

@@ -14,6 +14,10 @@ every layer, each answer token is read at its own position, ``prob`` is the join
 ``rank`` the worst of the tokens' ranks, so "top-1 at layer 12" means the whole answer would be
 greedily decoded from layer 12's residual stream.
 
+Ranks count ties against the answer (:mod:`pytest_annotate.scoring.ranks`): a layer where the answer
+ties with another token for the top logit is not a top-1 layer, and a layer whose output is flat
+(several tokens share the top logit) is marked so in the table, with no top-1 token.
+
 >>> lens = check_logit_lens(model, "January February March April", " May")   # doctest: +SKIP
 >>> lens.first_top1_layer                                                    # doctest: +SKIP
 17
@@ -45,6 +49,7 @@ from pytest_annotate.scoring.answers import (
     score_from_logits,
     teacher_forced_tokens,
 )
+from pytest_annotate.scoring.ranks import n_at_top, top_tie_size
 from pytest_annotate.scoring.reading import Answer, describe_answer, describe_prompt
 
 
@@ -89,9 +94,19 @@ class LensLayer:
     prob: float
     """The joint probability of the answer."""
     top_token: str
-    """The lens's top-1 token right after the prompt."""
+    """The lens's top-1 token right after the prompt (the first of them by id when several tie: see ``top_ties``)."""
     top_token_id: int
     top_prob: float
+    top_ties: int = 1
+    """How many tokens share the top logit right after the prompt (1: a unique top-1; more: a flat output)."""
+    answer_top_tie: int = 0
+    """How many tokens share the top logit with the answer at the first answer step where it ties for
+    the top (0: it ties for the top at no step). Such a layer is a flat output for the answer."""
+
+    @property
+    def is_flat(self) -> bool:
+        """Whether the answer ties with other tokens for the top logit here (no token is top-1)."""
+        return self.answer_top_tie > 0
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
@@ -125,9 +140,15 @@ class LogitLensResult(Result):
         within = f" (± {self.tolerance})" if self.tolerance else ""
         return f"{self.answer!r} first becomes top-1 at layer {self.claimed_layer}{within} after {self.prompt!r}"
 
+    @property
+    def flat_layers(self) -> tuple[int, ...]:
+        """The layers whose output is flat for the answer (it ties with other tokens for the top logit)."""
+        return tuple(r.layer for r in self.layers if r.is_flat)
+
     def measured(self) -> str:
         if self.first_top1_layer is None:
-            return f"never top-1; best rank {self.best.rank} at layer {self.best.layer}"
+            flat = f" ({len(self.flat_layers)} flat layers)" if self.flat_layers else ""
+            return f"never top-1; best rank {self.best.rank} at layer {self.best.layer}{flat}"
         return f"first top-1 at layer {self.first_top1_layer}"
 
     def measurements(self) -> tuple[Measurement, ...]:
@@ -147,9 +168,17 @@ class LogitLensResult(Result):
             hints = []
             if self.claimed_layer is not None:
                 at = self.layers[self.claimed_layer]
+                if at.is_flat:
+                    top = (f" (the output is flat there: {at.answer_top_tie:,} tokens, the answer among them, share "
+                           "the top logit; no token is top-1)")
+                elif at.rank and at.top_ties > 1:
+                    top = f" (no token is top-1: {at.top_ties:,} tokens share the top logit)"
+                elif at.rank:
+                    top = f" ({fmt_token(at.top_token)} is top-1 at {fmt_prob(at.top_prob)})"
+                else:
+                    top = ""
                 hints.append(
-                    f"at layer {at.layer} the answer has rank {at.rank}"
-                    + (f" ({fmt_token(at.top_token)} is top-1 at {fmt_prob(at.top_prob)})" if at.rank else "")
+                    f"at layer {at.layer} the answer has rank {at.rank}" + top
                     + f"; the lens there is the model with blocks {at.layer + 1}.. skipped: check_top_token(model, "
                     f"prompt, answer, intervention=keep_only(model, ['L0-L{at.layer}'])) gives the same numbers"
                 )
@@ -157,6 +186,11 @@ class LogitLensResult(Result):
                 stays = (f"stays top-1 only from layer {self.top1_from_layer}" if self.top1_from_layer is not None
                          else "is not top-1 after the last layer")
                 hints.append(f"the answer is top-1 at layer {self.first_top1_layer} but drops again; it {stays}")
+            if self.flat_layers:
+                hints.append(
+                    f"the output is flat for the answer at {_layer_list(self.flat_layers)}: it ties with other "
+                    "tokens for the top logit, so no token is top-1 there, and such a layer counts as not top-1"
+                )
             if self.layers[-1].rank > 0:
                 hints.append(
                     f"the model itself does not predict it (rank {self.layers[-1].rank} after the last layer): "
@@ -184,10 +218,23 @@ class LogitLensResult(Result):
     def _table_row(self, r: LensLayer) -> str:
         ranks = f"{str(r.ranks):>12} " if len(self.answer_tokens) > 1 else ""
         mark = " <- first top-1" if r.layer == self.first_top1_layer else ""
-        return (
-            f"{r.layer:>5} {r.rank:>7} {ranks}{r.logit:>8.2f} {fmt_prob(r.prob):>10}   "
-            f"{fmt_token(r.top_token)} {fmt_prob(r.top_prob)}{mark}"
-        )
+        if r.top_ties > 1:
+            top = f"none: {r.top_ties:,} tokens tie at {fmt_prob(r.top_prob)}"
+        else:
+            top = f"{fmt_token(r.top_token)} {fmt_prob(r.top_prob)}"
+        if r.is_flat:
+            top += (" (the answer among them)" if len(self.answer_tokens) == 1
+                    else f" (flat at an answer token: {r.answer_top_tie:,} tie)")
+        return f"{r.layer:>5} {r.rank:>7} {ranks}{r.logit:>8.2f} {fmt_prob(r.prob):>10}   {top}{mark}"
+
+
+def _layer_list(layers: Sequence[int]) -> str:
+    """``layer 3``, ``layers 0-17``, ``layers 0, 2, 5``."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}-{layers[-1]}"
+    return "layers " + ", ".join(map(str, layers))
 
 
 def _check_layer(lab: Lab, layer: int | None, tolerance: int) -> None:
@@ -224,15 +271,17 @@ def check_logit_lens(
     tokens = teacher_forced_tokens(model, prompt, answer_ids, bos=bos)
     positions = answer_positions(prompt_len, len(answer_ids))
     logits = lens_logits(model, tokens, positions.tolist())  # [layer, answer step, vocab]
+    ids = torch.tensor(answer_ids, device=logits.device)
     rows = []
     for i, layer_logits in enumerate(logits):
         s = score_from_logits(layer_logits, 1, answer_ids)  # row j of layer_logits predicts answer token j
         first = layer_logits[0].double()
         top_id = int(first.argmax())
+        tie = next((int(n) for n in top_tie_size(layer_logits, ids) if n), 0)
         rows.append(LensLayer(
             layer=i, rank=s.rank, ranks=s.ranks, logit=s.logit, prob=s.joint_prob,
             top_token=model.to_str([top_id])[0], top_token_id=top_id,
-            top_prob=float(first.softmax(-1)[top_id]),
+            top_prob=float(first.softmax(-1)[top_id]), top_ties=int(n_at_top(first)), answer_top_tie=tie,
         ))
     first_top1 = next((r.layer for r in rows if r.rank == 0), None)
     from_layer = None

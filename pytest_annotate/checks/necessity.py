@@ -8,7 +8,12 @@
   ablation (the controls are measured and shown for context).
 * :func:`check_sufficiency` / :func:`assert_circuit_sufficient`: with only the kept components
   running (:func:`pytest_annotate.interventions.ablations.keep_only`), the answer still has rank
-  ``<= max_rank`` (and probability ``>= min_prob``).
+  ``<= max_rank`` (and probability ``>= min_prob``); a flat output under the circuit (the answer
+  tied with other tokens for the top logit) fails it, whatever ``max_rank``.
+
+Ranks count ties against the answer (:mod:`pytest_annotate.scoring.ranks`), so with ``metric="rank"``
+an ablation that flattens the output (every logit equal) raises the answer's rank to
+``d_vocab - 1``: the answer is lost, which is what a necessity claim measures.
 
 The named component and its controls, under every ablation type, run in **one** batched forward
 pass (:func:`pytest_annotate.scoring.sweeps.score_interventions`). Controls are drawn with
@@ -296,7 +301,10 @@ class SufficiencyResult(Result):
     def report(self) -> str:
         c, f = self.under_circuit, self.full
         lines = [self.headline()]
-        if c.rank > self.max_rank:
+        tie = c.top_tie
+        if tie is not None:
+            lines.append(f"  missed    under the circuit {tie.message()}, and a flat output makes no claim hold")
+        elif c.rank > self.max_rank:
             short = c.rank - self.max_rank
             lines.append(f"  missed    the answer has rank {c.rank} under the circuit, {short} place"
                          f"{'s' * (short != 1)} worse than the allowed {self.max_rank}")
@@ -546,7 +554,7 @@ def check_sufficiency(
     iv = keep if isinstance(keep, Intervention) else keep_only(model, keep)
     full = read_prediction(model, prompt, answer, top=top)
     under = read_prediction(model, prompt, answer, top=top, intervention=iv)
-    passed = under.rank <= max_rank and (min_prob is None or under.prob >= min_prob)
+    passed = under.rank <= max_rank and (min_prob is None or under.prob >= min_prob) and not under.is_flat
     return SufficiencyResult(str(iv), iv.detail or str(iv), full, under, max_rank,
                              None if min_prob is None else float(min_prob), passed)
 

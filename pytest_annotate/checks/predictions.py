@@ -11,6 +11,12 @@ frozen result whose ``report()`` reads like TransformerLens's old ``test_prompt`
 * :func:`check_logit_diff` / :func:`assert_logit_diff`: the answer's logit beats another answer's
   by at least ``min_diff`` (IOI-style claims).
 
+Ranks count ties against the answer (:mod:`pytest_annotate.scoring.ranks`): an answer that ties
+with another token for the top logit has rank 1. A **flat** output, where the answer ties with
+other tokens for the top logit (zero-ablating the embedding makes all 262,144 of Gemma's logits
+0), makes no claim hold: the top-token, rank and probability checks fail on it and say so; the
+logit-difference check judges its number as usual and says the output is flat.
+
 Multi-token answers (Gemma splits ``" 5"`` into ``" "`` + ``"5"``) are scored by teacher forcing:
 ``prob`` is the joint probability of the whole answer and ``rank`` the greedy rank, the worst rank
 of any of its tokens at its own step (rank 0 means greedy decoding writes the whole answer).
@@ -54,6 +60,7 @@ from pytest_annotate.scoring.answers import (
     score_from_logits,
     teacher_forced_tokens,
 )
+from pytest_annotate.scoring.ranks import TopTie
 from pytest_annotate.scoring.reading import (
     MIN_TOP_SHOWN,
     Answer,
@@ -128,6 +135,7 @@ class TopTokenResult(Prediction, Result):
         else:
             short = self.rank - self.k + 1
             lines.append(f"  measured  {self.measured()}; {short} place{'s' * (short != 1)} short of {need}")
+        if not rank_ok or self.is_flat:
             lines += [self.shortfall()] if self.shortfall() else []
         if self.min_prob is not None:
             ok = self.prob >= self.min_prob
@@ -154,7 +162,8 @@ def check_top_token(
 
     Passes when the answer's greedy rank is below ``k`` (for a multi-token answer: every token is in
     the top ``k`` at its own step) and, if ``min_prob`` is given, its joint probability is at least
-    ``min_prob``.
+    ``min_prob``. A token tied with the answer counts as above it; a flat output (the answer tied
+    for the top logit) fails whatever ``k``.
 
     >>> check_top_token(model, "The capital of Ireland is", " Dublin").passed   # doctest: +SKIP
     True
@@ -163,7 +172,7 @@ def check_top_token(
     _check_prob("min_prob", min_prob)
     p = read_prediction(model, prompt, answer, top=_top_shown(k), bos=bos, intervention=intervention,
                         fwd_hooks=fwd_hooks, key=key)
-    passed = p.rank < k and (min_prob is None or p.prob >= min_prob)
+    passed = p.rank < k and (min_prob is None or p.prob >= min_prob) and not p.is_flat
     return TopTokenResult(**_fields(p), k=k, min_prob=None if min_prob is None else float(min_prob), passed=passed)
 
 
@@ -213,7 +222,7 @@ class RankResult(Prediction, Result):
     def report(self) -> str:
         lines = [verdict_headline(self.verdict, self.claim, f"rank {self.rank}")]
         measured = f"  measured  {self.measured()}"
-        if not self.passed:
+        if not self.passed and not self.is_flat:
             if self.claimed_rank is not None:
                 off = self.rank - self.claimed_rank
                 measured += (f"; the answer ranks {abs(off)} place{'s' * (abs(off) != 1)} "
@@ -242,7 +251,9 @@ def check_rank(
 ) -> RankResult:
     """Does ``answer`` have exactly ``rank`` (or at most ``max_rank``) after ``prompt``? Give one of the two.
 
-    Ranks start at 0 (the top-1 token); for a multi-token answer the rank is the greedy rank.
+    Ranks start at 0 (the top-1 token); for a multi-token answer the rank is the greedy rank. A
+    token tied with the answer counts as above it; a flat output (the answer tied for the top
+    logit) fails whatever the claimed rank.
 
     >>> check_rank(model, "January February March April", " May", rank=0).passed   # doctest: +SKIP
     True
@@ -257,7 +268,7 @@ def check_rank(
     shown = _top_shown(1 + (rank if rank is not None else max_rank or 0))
     p = read_prediction(model, prompt, answer, top=shown, bos=bos, intervention=intervention,
                         fwd_hooks=fwd_hooks, key=key)
-    passed = p.rank == rank if rank is not None else p.rank <= (max_rank or 0)
+    passed = (p.rank == rank if rank is not None else p.rank <= (max_rank or 0)) and not p.is_flat
     return RankResult(**_fields(p), claimed_rank=rank, max_rank=max_rank, passed=passed)
 
 
@@ -313,7 +324,7 @@ class ProbResult(Prediction, Result):
             measured += f"; {100 * (self.prob - self.max_prob):.2f} points above {fmt_prob(self.max_prob)}"
         lines.append(measured)
         if not self.passed:
-            if self.rank > 0:
+            if self.rank > 0 or self.is_flat:
                 lines += [self.shortfall()] if self.shortfall() else []
             lines += hint_lines(self.next_steps())
         return "\n".join([*lines, "", *self.printout()])
@@ -333,6 +344,9 @@ def check_prob(
 ) -> ProbResult:
     """Is the answer's probability (joint, for a multi-token answer) at least ``min_prob`` / at most ``max_prob``?
 
+    A flat output (the answer tied for the top logit, e.g. every logit 0) fails either bound: its
+    probability (1 / vocabulary size) measures nothing about the answer.
+
     >>> check_prob(model, "1 2 3 4", " 5", min_prob=0.5).passed   # doctest: +SKIP
     True
     """
@@ -343,7 +357,7 @@ def check_prob(
     if min_prob is not None and max_prob is not None and min_prob > max_prob:
         raise ValueError(f"min_prob={min_prob} is above max_prob={max_prob}: no probability can satisfy both")
     p = read_prediction(model, prompt, answer, bos=bos, intervention=intervention, fwd_hooks=fwd_hooks, key=key)
-    passed = (min_prob is None or p.prob >= min_prob) and (max_prob is None or p.prob <= max_prob)
+    passed = (min_prob is None or p.prob >= min_prob) and (max_prob is None or p.prob <= max_prob) and not p.is_flat
     return ProbResult(
         **_fields(p),
         min_prob=None if min_prob is None else float(min_prob),
@@ -373,6 +387,10 @@ class LogitDiffResult(Result):
     share a prefix such as Gemma's ``" "`` in ``" 5"`` and ``" 6"``; a shared prefix is fed to the model
     first). Logit differences do not depend on the per-position shift of ``center_unembed``, so
     they agree between ``compat`` and ``raw`` processing up to numerics.
+
+    On a flat output (either token tied with others for the top logit, :attr:`top_tie`) the
+    difference is judged as usual, and the report says the output is flat: a difference of
+    exactly 0 between tied tokens is no evidence of anything.
     """
 
     prompt: str
@@ -398,6 +416,21 @@ class LogitDiffResult(Result):
     intervention: str | None = None
     clean_logit_diff: float | None = None
     passed: bool
+
+    @property
+    def top_tie(self) -> TopTie | None:
+        """The flat output, if the answer or the other token ties with other tokens for the top logit.
+
+        Read off the fields: the token's logit equals the top logit, and its rank (other tokens at
+        least as high) is the number of tokens it ties with.
+        """
+        if not self.top_tokens:
+            return None
+        top = self.top_tokens[0].logit
+        for rank, logit in ((self.answer_rank, self.answer_logit), (self.other_rank, self.other_logit)):
+            if rank > 0 and logit == top:
+                return TopTie(n=rank + 1, logit=logit)
+        return None
 
     @property
     def claim(self) -> str:
@@ -432,11 +465,20 @@ class LogitDiffResult(Result):
         if self.max_diff is not None and self.logit_diff > self.max_diff:
             measured += f"; {self.logit_diff - self.max_diff:.2f} above {self.max_diff:g}"
         lines.append(measured)
+        tie = self.top_tie
+        if tie is not None:
+            tied = [fmt_token(t) for t, r, lg in ((self.answer_token, self.answer_rank, self.answer_logit),
+                                                  (self.other_token, self.other_rank, self.other_logit))
+                    if lg == tie.logit and r > 0]
+            among = f"{' and '.join(tied)} {'are' if len(tied) > 1 else 'is'} among them"
+            lines.append(f"  flat      {tie.message()}. {among}: the logit difference is judged as measured, but a "
+                         "difference to a token tied for the top is no evidence of anything")
         if not self.passed:
             hints = []
             if self.clean_logit_diff is not None:
                 hints.append(f"the clean model's logit diff is {self.clean_logit_diff:.2f}")
-            if self.top_tokens and self.top_tokens[0].token_id not in (self.answer_token_id, self.other_token_id):
+            if tie is None and self.top_tokens and self.top_tokens[0].token_id not in (
+                    self.answer_token_id, self.other_token_id):
                 t = self.top_tokens[0]
                 hints.append(
                     f"neither answer is top-1: {fmt_token(t.token)} is, at {fmt_prob(t.prob)}; check the prompt ends "

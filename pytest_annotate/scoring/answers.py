@@ -21,6 +21,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from pytest_annotate.lab import FwdHook, Lab, Prompt
+from pytest_annotate.scoring.ranks import rank_of
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class AnswerScore:
     logits: tuple[float, ...]
     """Logit of each answer token at its step."""
     ranks: tuple[int, ...]
-    """Rank (0 = top-1) of each answer token at its step."""
+    """Rank of each answer token at its step: how many other tokens have a logit at least as high
+    (0 = strictly top-1; ties count against the answer, see :mod:`pytest_annotate.scoring.ranks`)."""
 
     @property
     def joint_logprob(self) -> float:
@@ -76,7 +78,7 @@ def score_from_logits(
     ids = torch.tensor(answer_ids, device=logits.device)
     logprobs = rows.log_softmax(-1).gather(-1, ids[:, None])[:, 0]
     answer_logits = rows.gather(-1, ids[:, None])
-    ranks = (rows > answer_logits).sum(-1)
+    ranks = rank_of(rows, ids)
     return AnswerScore(
         tuple(int(i) for i in answer_ids),
         tuple(float(x) for x in logprobs),

@@ -75,6 +75,7 @@ from pytest_annotate.interventions.heads import (
     parse_head_name,
 )
 from pytest_annotate.results import Measurement, Result, kind
+from pytest_annotate.scoring.ranks import rank_of
 from pytest_annotate.scoring.weights import (
     circuit_weights,
     embed_tokens,
@@ -529,9 +530,13 @@ class HeadScores(Result):
         return self.scores[layer][index]
 
     def rank(self, head: HeadSpec) -> int:
-        """0 for the top-scoring head; the number of heads that score strictly higher."""
-        value = self.score(head)
-        return int((self.array > value).sum())
+        """The number of other heads that score at least as high: 0 for the strictly top-scoring head.
+
+        Ties count against the head (:func:`~pytest_annotate.scoring.ranks.rank_of`): two heads with
+        the same top score both have rank 1, so neither is "the top head".
+        """
+        layer, index = self._parse(head)
+        return int(rank_of(self.array.reshape(-1), layer * self.n_heads + index))
 
     def top(self, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` highest-scoring heads, best first: ``[("L5H1", 0.87), ...]``."""

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
@@ -27,6 +28,7 @@ from pytest_annotate.scoring.answers import (
     score_from_logits,
     teacher_forced_tokens,
 )
+from pytest_annotate.scoring.ranks import TopTie, top_tie_size
 
 Answer = str | int | Sequence[int]
 """An answer: text (may tokenize to several tokens), a token id, or token ids."""
@@ -85,13 +87,15 @@ class Prediction:
     answer_tokens: tuple[AnswerToken, ...]
     """Each answer token at its own step (teacher-forced after the ones before it)."""
     rank: int
-    """Greedy rank: the worst rank of any answer token at its step (0 = greedy decoding gives the answer)."""
+    """Greedy rank: the worst rank of any answer token at its step (0 = greedy decoding gives the answer).
+    A token's rank counts the other tokens whose logit is at least as high: ties count against the answer."""
     logit: float
     """The first answer token's logit."""
     prob: float
     """The joint probability of the whole answer."""
     top_step: int
-    """The answer step whose top tokens are listed: the one with the worst rank (0 = right after the prompt)."""
+    """The answer step whose top tokens are listed: one where the output is flat, if any (see
+    :attr:`top_tie`), else the one with the worst rank (0 = right after the prompt)."""
     top_tokens: tuple[TokenScore, ...]
     """The most likely tokens at ``top_step``, best first."""
     intervention: str | None = None
@@ -118,6 +122,35 @@ class Prediction:
     def top1(self) -> TokenScore:
         """The model's top token at ``top_step``."""
         return self.top_tokens[0]
+
+    @property
+    def top_tie(self) -> TopTie | None:
+        """The degenerate output, if the answer ties with other tokens for the top logit at ``top_step``.
+
+        Then no token is top-1 and the output says nothing about the answer: every prediction check
+        fails on it. Read off the fields (no field of its own, so snapshots are unchanged): the answer's
+        logit equals the top logit, and its rank, the number of other tokens at least as high, is the
+        number of tokens it ties with.
+        """
+        if not self.top_tokens:
+            return None
+        step = self.answer_tokens[self.top_step]
+        if step.rank == 0 or step.logit != self.top_tokens[0].logit:
+            return None
+        return TopTie(n=step.rank + 1, logit=step.logit, step=self.top_step, n_steps=len(self.answer_tokens),
+                      token=step.token)
+
+    @property
+    def is_flat(self) -> bool:
+        """Whether the output is degenerate for this answer (see :attr:`top_tie`)."""
+        return self.top_tie is not None
+
+    def flat_line(self) -> str:
+        """The report line for a degenerate output (empty when the output is not flat)."""
+        tie = self.top_tie
+        if tie is None:
+            return ""
+        return f"  flat      {tie.message()}, and a flat output makes no claim hold"
 
     def where(self) -> str:
         """``after 'prompt'``, plus the intervention if any."""
@@ -159,7 +192,10 @@ class Prediction:
         return f"rank {self.rank}, logit {self.logit:.2f}, prob {fmt_prob(self.prob)}"
 
     def shortfall(self) -> str:
-        """Where the answer lost, for a failure message: ``lost at``/``beaten by`` and what won."""
+        """Where the answer lost, for a failure message: ``lost at``/``beaten by`` and what won
+        (the flat-output line when nothing won, see :attr:`top_tie`)."""
+        if self.is_flat:
+            return self.flat_line()
         step = self.answer_tokens[self.top_step]
         top = self.top1
         winner = (
@@ -176,6 +212,14 @@ class Prediction:
         """What to look at next when a claim about this prediction fails."""
         hints = []
         first = self.answer_tokens[0]
+        tie = self.top_tie
+        if tie is not None:
+            others = tie.n - 1
+            hints.append(
+                f"the answer ties with {others:,} other token{'s' * (others != 1)} for the top logit, so nothing in "
+                "the output prefers it, and a tie counts against a claim; an intervention that removes what the "
+                "prediction is computed from (zeroing the embedding does) makes every logit equal"
+            )
         if self.respaced is not None and self.respaced.rank < first.rank:
             hints.append(
                 f"{self.respaced.token!r} (leading space {'removed' if self.answer.startswith(' ') else 'added'}) has "
@@ -252,12 +296,31 @@ def _resolve_hooks(
     return (), None, None
 
 
+def _top_ids(row: Float[Tensor, " vocab"], n: int) -> list[int]:
+    """The ids of the ``n`` highest logits, best first; tokens with equal logits in token-id order.
+
+    ``topk`` picks and orders tied tokens arbitrarily (it differs between ``n=5`` and ``n=20`` on one
+    row); a flat output's listing should be the same on every run, so ties are resolved by id.
+    """
+    top = row.topk(min(n, row.shape[-1]))
+    if top.values.numel() == 0:
+        return []
+    cut = top.values[-1]
+    if bool(torch.isnan(top.values).any()):
+        return top.indices.tolist()
+    above = (row > cut).nonzero()[:, 0]
+    at_cut = (row == cut).nonzero()[:, 0][: len(top.indices) - len(above)]
+    ids = torch.cat([above, at_cut])
+    values = row[ids].tolist()
+    return [i for _, i in sorted(zip(values, ids.tolist(), strict=True), key=lambda vi: (-vi[0], vi[1]))]
+
+
 def _top_tokens(lab: Lab, row: Float[Tensor, " vocab"], n: int) -> tuple[TokenScore, ...]:
     log_probs = row.double().log_softmax(-1)
-    top = row.topk(n)
+    ids = _top_ids(row, n)
     return tuple(
-        TokenScore(lab.to_str([i])[0], int(i), float(v), float(log_probs[i].exp()))
-        for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        TokenScore(lab.to_str([i])[0], i, float(row[i]), float(log_probs[i].exp()))
+        for i in ids
     )
 
 
@@ -293,7 +356,8 @@ def read_prediction(
         for s, i, r, lg, lp in zip(lab.to_str(answer_ids), answer_ids, score.ranks, score.logits, score.logprobs,
                                    strict=True)
     )
-    top_step = max(range(len(answer_ids)), key=lambda j: (score.ranks[j], -j))
+    ties = top_tie_size(logits[steps.to(logits.device)], torch.tensor(answer_ids, device=logits.device)).tolist()
+    top_step = max(range(len(answer_ids)), key=lambda j: (ties[j] > 0, score.ranks[j], -j))
     respaced = None
     if isinstance(answer, str) and answer.strip():
         variant = answer[1:] if answer.startswith(" ") else " " + answer

@@ -84,7 +84,9 @@ Metric = Literal["logprob", "prob", "logit", "rank"]
 """How an answer's score is measured; the single source of truth for metric names.
 
 ``logprob``: the answer's joint log-probability (nats); ``prob``: its joint probability;
-``logit``: the first answer token's logit; ``rank``: its greedy rank (0 = greedy decoding gives it).
+``logit``: the first answer token's logit; ``rank``: its greedy rank (0 = greedy decoding gives it;
+a token tied with the answer counts as above it, so an ablation that flattens the output raises
+the rank to ``d_vocab - 1``: see :mod:`pytest_annotate.scoring.ranks`).
 """
 METRICS: tuple[Metric, ...] = get_args(Metric)
 METRIC_WORDS: dict[str, str] = {
