@@ -252,10 +252,15 @@ def test_pinned_transformer_lens() -> None:
     ``fastload.install_processed`` still does what ``process_weights`` does after computing the
     processed dict (and ``enable_compatibility_mode`` around it), run this file, then update
     ``PINNED_SOURCES``. Until then the cache is bypassed, so loads are slow but correct.
+    The same goes for ``DRAINED_SOURCES`` (re-read ``fastload._draining_passes``); until then the
+    first load of a model just takes more memory.
     """
     from transformer_lens.model_bridge import TransformerBridge
 
     changed = {k: v for k, v in fastload.source_hashes().items() if fastload.PINNED_SOURCES[k] != v}
+    assert not changed, f"TransformerLens changed {sorted(changed)}: re-verify fastload (see this test's docstring)"
+    drained = fastload.source_hashes(fastload.DRAINED_SOURCES)
+    changed = {k: v for k, v in drained.items() if fastload.DRAINED_SOURCES[k] != v}
     assert not changed, f"TransformerLens changed {sorted(changed)}: re-verify fastload (see this test's docstring)"
     defaults = {
         k: p.default for k, p in inspect.signature(TransformerBridge.enable_compatibility_mode).parameters.items()
@@ -275,6 +280,28 @@ def test_replayed_internals_exist() -> None:
                  "ProcessWeights.distribute_weights_to_components(", "self._fold_layer_norms_into_batched_experts()",
                  "adapter.postprocess_weights(self)"):
         assert step in src, step
+
+
+def test_cold_processing_frees_each_pass_input(tiny_gpt2_dir: Path) -> None:
+    """On the cold path the cloning passes empty the dict they were handed (so its tensors are freed
+    as they are copied) and compute exactly what they compute outside it; the passes are restored."""
+    from transformer_lens.weight_processing import ProcessWeights
+
+    bridge = normal_bridge(tiny_gpt2_dir)  # processed already: only its cfg, adapter and keys are used
+    raw = {k: torch.randn(v.shape, generator=torch.Generator().manual_seed(i))
+           for i, (k, v) in enumerate(bridge.state_dict().items())}
+    before = dict(ProcessWeights.__dict__)
+    flags = dict(fastload.COMPAT_FLAGS)
+    expected = ProcessWeights.process_weights({k: v.clone() for k, v in raw.items()}, bridge.cfg,
+                                              adapter=bridge.adapter, **flags)
+    handed = {k: v.clone() for k, v in raw.items()}
+    with fastload._draining_passes(ProcessWeights):
+        got = ProcessWeights.process_weights(handed, bridge.cfg, adapter=bridge.adapter, **flags)
+    assert handed == {}
+    assert list(got) == list(expected)
+    for k in expected:
+        assert torch.equal(got[k], expected[k]) and got[k].stride() == expected[k].stride(), k
+    assert dict(ProcessWeights.__dict__) == before
 
 
 # --------------------------------------------------------------------------- tiny GPT-2, in-process

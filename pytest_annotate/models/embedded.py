@@ -169,10 +169,13 @@ def _sha256_cached(path: Path) -> str:
     return index[key]
 
 
-def dense_copy(emb: EmbeddedModel) -> Path:
+def dense_copy(emb: EmbeddedModel, progress: Callable[[int, int, str], None] | None = None) -> Path:
     """The dense safetensors copy of an embedded GGUF model, converting it on first use.
 
     The folder is keyed by the GGUF's sha256, so a new release of the package gets its own copy.
+    The conversion (:func:`pytest_annotate.models.gguf.convert`) streams tensor by tensor and writes,
+    bit for bit, the folder transformers' ``from_pretrained(gguf_file=...)`` + ``save_pretrained``
+    round trip would; ``progress(done_bytes, total_bytes, what)`` is called as it goes.
     """
     root = cache_root()
     gguf_path, sha = emb.locate(root / "gguf")
@@ -182,21 +185,11 @@ def dense_copy(emb: EmbeddedModel) -> Path:
     with lock_file(root / "models" / f".{emb.model_id}.lock"):
         if (target / "config.json").exists():  # another worker converted it while we waited
             return target
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from pytest_annotate.models.gguf import convert
 
-        gguf_dir, gguf_name = str(gguf_path.parent), gguf_path.name
-        tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
-        model.config.architectures = [emb.architecture]
-        # The de-quantized tensors are plain fp32; drop the GGUF quantizer so save_pretrained writes them.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
         with _atomic_path(target) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+            convert(gguf_path, tmp, architecture=emb.architecture, progress=progress)
             (tmp / "pytest-annotate-source.json").write_text(
-                json.dumps({"package": emb.package, "gguf": gguf_name, "sha256": sha, "licence": emb.licence})
+                json.dumps({"package": emb.package, "gguf": gguf_path.name, "sha256": sha, "licence": emb.licence})
             )
     return target

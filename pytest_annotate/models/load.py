@@ -7,6 +7,8 @@ How a model is named and resolved (the four kinds of source) is in :mod:`pytest_
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import importlib.metadata
 import importlib.util
 import time
@@ -110,8 +112,10 @@ def load_model(
     return load(resolve(spec))
 
 
-def load(resolved: ResolvedModel) -> Lab:
-    """Load an already resolved model (see :func:`load_model`)."""
+def load(resolved: ResolvedModel, *, progress: Callable[[int, int, str], None] | None = None) -> Lab:
+    """Load an already resolved model (see :func:`load_model`). ``progress(done_bytes, total_bytes,
+    what)`` hears about a first-use GGUF conversion of an embedded model (a tqdm bar on a terminal
+    without it)."""
 
     from pytest_annotate.lab import Lab
     from pytest_annotate.models import processed as fastload
@@ -123,7 +127,7 @@ def load(resolved: ResolvedModel) -> Lab:
     source = resolved.source
     if resolved.kind == "embedded":
         assert resolved.embedded is not None
-        source = str(dense_copy(resolved.embedded))
+        source = str(dense_copy(resolved.embedded, progress=progress))
     t1 = time.perf_counter()
     if resolved.kind == "random":
         from pytest_annotate.models.random_weights import build_random_model

@@ -21,7 +21,11 @@ plus, around it, ``enable_compatibility_mode``'s flag setting and hook-registry 
 load runs exactly that (TransformerLens's own ``enable_compatibility_mode``) and records the
 ``processed`` dict as it enters ``distribute_weights_to_components`` (an observer wrapped around
 that one static method for the duration of the call; it passes the arguments through untouched
-and writes the tensors before anything downstream can modify them). A **warm** load reads the
+and writes the tensors before anything downstream can modify them). While it runs, the three
+passes that begin by cloning the whole dict are handed one that gives up each entry as it is
+cloned (:func:`_draining_passes`), so each input tensor is freed once its copy exists rather than
+when the pass returns: the same arithmetic on the same tensors, with Gemma 3 270M's cold peak RSS at
+~4.2 GB instead of ~6.4 GB. A **warm** load reads the
 dict back -- same values, dtypes, shapes, strides, storage sharing, 64-byte alignment -- runs the
 same distribution, MoE fold and post-processing calls, then
 ``enable_compatibility_mode(no_processing=True)`` for the flags and hooks. The tests
@@ -67,6 +71,7 @@ import inspect
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -102,6 +107,19 @@ PINNED_SOURCES: dict[str, str] = {
 
 Verified against transformer-lens 4.3.0. If one changes, read the new source, re-run
 ``tests/test_fastload.py`` and update the hash here."""
+
+DRAINED_SOURCES: dict[str, str] = {
+    "ProcessWeights.process_weights": "dcaf6f58578c0728",
+    "ProcessWeights.fold_layer_norm": "e936b45073d94629",
+    "ProcessWeights.center_unembed": "faa7166a478c8846",
+    "ProcessWeights.fold_value_biases": "625024a0466e140e",
+}
+"""sha256[:16] of the sources the cold path's memory saving relies on (:func:`_draining_passes`).
+
+Verified against transformer-lens 4.3.0: each of the three passes begins by cloning every tensor of
+the dict it is given (``{k: v.clone() ... for k, v in state_dict.items()}``) and never reads that
+dict again; ``process_weights`` calls each with its current dict and rebinds the name to the
+result. If one changes, the cold path simply processes without draining (more memory, same result)."""
 
 _DTYPE_CODES = {
     "float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
@@ -220,14 +238,16 @@ def load_tokenizer(source: str | os.PathLike[str], **kwargs: Any) -> Any:
 # --------------------------------------------------------------------------- what may use the cache
 
 
-def source_hashes() -> dict[str, str]:
-    """The current sha256[:16] of each method named in :data:`PINNED_SOURCES`."""
+def source_hashes(pins: dict[str, str] | None = None) -> dict[str, str]:
+    """The current sha256[:16] of each method named in ``pins`` (default :data:`PINNED_SOURCES`)."""
     from transformer_lens.model_bridge import TransformerBridge
     from transformer_lens.model_bridge.architecture_adapter import ArchitectureAdapter
+    from transformer_lens.weight_processing import ProcessWeights
 
-    owners = {"TransformerBridge": TransformerBridge, "ArchitectureAdapter": ArchitectureAdapter}
+    owners = {"TransformerBridge": TransformerBridge, "ArchitectureAdapter": ArchitectureAdapter,
+              "ProcessWeights": ProcessWeights}
     out = {}
-    for qualname in PINNED_SOURCES:
+    for qualname in PINNED_SOURCES if pins is None else pins:
         owner, method = qualname.split(".")
         try:
             text = inspect.getsource(getattr(owners[owner], method))
@@ -427,7 +447,8 @@ def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, 
 
     ProcessWeights.distribute_weights_to_components = staticmethod(observed)
     try:
-        bridge.enable_compatibility_mode(disable_warnings=True, **COMPAT_FLAGS)
+        with _draining_passes(ProcessWeights):
+            bridge.enable_compatibility_mode(disable_warnings=True, **COMPAT_FLAGS)
     except BaseException:
         _unlink(recorder.tmp)
         raise
@@ -446,6 +467,56 @@ def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, 
         log.warning("processed weights not cached (could not move them into %s: %s)", path, e)
         return f"bypass: could not write {path}: {e}"
     return "written"
+
+
+class _Draining(dict):  # type: ignore[type-arg]
+    """A state dict that hands over each entry as it is read by ``items()``.
+
+    A pass that begins ``{k: v.clone() for k, v in state_dict.items()}`` then frees each input
+    tensor as soon as its copy exists (when nothing else holds it), instead of holding the whole
+    input dict until it returns. Same keys, order, values and clones: only the moment the inputs
+    are freed changes."""
+
+    def items(self) -> Any:
+        for key in list(self):
+            yield key, self.pop(key)
+
+
+@contextlib.contextmanager
+def _draining_passes(ProcessWeights: Any) -> Any:
+    """Within the block, the three cloning passes of ``ProcessWeights.process_weights`` free their
+    input as they copy it (:class:`_Draining`).
+
+    Without this, each pass holds its input and its full copy at once, on top of the raw weights:
+    Gemma 3 270M peaks at ~6.4 GB for ~1.7 GB of processed weights. ``process_weights`` never
+    reads a pass's input again (it rebinds the name to the result), so its dict is emptied into the
+    one the pass gets. Only calls made by ``process_weights`` in this thread drain, and only while
+    :data:`DRAINED_SOURCES` match; otherwise the block changes nothing."""
+    if source_hashes(DRAINED_SOURCES) != DRAINED_SOURCES:
+        yield
+        return
+    caller = ProcessWeights.process_weights.__code__
+    thread = threading.get_ident()
+    originals = {name: ProcessWeights.__dict__[name] for name in ("fold_layer_norm", "center_unembed",
+                                                                  "fold_value_biases")}
+
+    def draining(real: Any) -> Any:
+        def call(state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+            if (threading.get_ident() != thread or type(state_dict) is not dict
+                    or sys._getframe(1).f_code is not caller):
+                return real(state_dict, *args, **kwargs)
+            handed = _Draining(state_dict)
+            state_dict.clear()
+            return real(handed, *args, **kwargs)
+        return call
+
+    for name, method in originals.items():
+        setattr(ProcessWeights, name, staticmethod(draining(method.__func__)))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(ProcessWeights, name, method)
 
 
 class _NotCacheable(Exception):

@@ -382,7 +382,7 @@ def get_lab(config: pytest.Config) -> Any:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: before the load
     try:
-        lab = load(resolved)
+        lab = load(resolved, progress=_conversion_progress(config))
     except AnnotateError as e:
         # One clear message for the whole session, not a traceback per test.
         pytest.exit(f"pytest-annotate could not load the model: {e}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -393,6 +393,30 @@ def get_lab(config: pytest.Config) -> Any:
     config.stash[_TORCH_FLAGS] = use_deterministic_algorithms(deterministic)
     config.stash[LAB] = lab
     return lab
+
+
+def _conversion_progress(config: pytest.Config) -> Callable[[int, int, str], None]:
+    """A progress line on pytest's terminal while an embedded model's GGUF file is converted on first
+    use (a minute of silence after the first test file's name otherwise). Output capture is suspended
+    for each update: the load happens inside a fixture, where stdout and stderr are captured."""
+    writer = config.get_terminal_writer()
+    capman = config.pluginmanager.getplugin("capturemanager")
+    state = {"last": -1}
+
+    def report(done: int, total: int, what: str) -> None:
+        percent = int(100 * done / total) if total else 100
+        if percent == state["last"] or (percent % 5 and done < total):
+            return
+        state["last"] = percent
+        width = 30
+        bar = "#" * (width * percent // 100)
+        line = f"\rpytest-annotate: converting the embedded GGUF model (once): [{bar:<{width}}] {percent:3d}% {what[:40]:<40}"
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            writer.write(line, flush=True)
+            if done >= total:
+                writer.write("\n", flush=True)
+
+    return report
 
 
 def use_deterministic_algorithms(on: bool = True) -> tuple[bool, bool, bool]:
