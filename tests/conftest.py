@@ -21,6 +21,24 @@ import transformer_lens.model_bridge  # noqa: F401, E402
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow", action="store_true", default=False,
+        help="Also run the tests marked `slow`: the full-length versions of sampled checks (every SIGKILL "
+        "point of the snapshot fault injection; PYTEST_ANNOTATE_KILL_TRIALS sets its random-time kills). "
+        "For the nightly job and benchmarks; the default run covers the same phases with fewer trials.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: the full-length run; pass --run-slow to run it")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
 TINY_CORPUS = [
     "The capital of Ireland is Dublin. The capital of France is Paris.",
     "January February March April May June July August September October November December",

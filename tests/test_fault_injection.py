@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -26,10 +27,26 @@ def _kill_tool():
 
 
 def test_a_killed_snapshot_update_leaves_every_file_old_or_new(tmp_path: Path) -> None:
-    """20 seeded SIGKILLs of ``pytest --snapshot-update`` during its writes (tools/kill_snapshot_update.py)."""
-    report = _kill_tool().run_kill_trials(tmp_path, runs=20, seed=0, n_tests=20)
+    """SIGKILLs of ``pytest --snapshot-update`` during its writes (tools/kill_snapshot_update.py): at the
+    first, last and a seeded middle occurrence of every write phase, and 3 at seeded random times.
+    The full run (a kill before every operation, 20 random times) is the ``slow`` test below."""
+    tool = _kill_tool()
+    report = tool.run_kill_trials(tmp_path, runs=3, seed=0, n_tests=20, kill_points="sample")
     assert not report.violations, report.summary()
-    assert len(report.trials) == 20
+    assert report.phases_hit >= set(tool.PHASES), report.summary()  # every write phase was killed in
+    assert len(report.trials) >= 3 * len(tool.PHASES) + 3, report.summary()
+
+
+@pytest.mark.slow
+def test_a_killed_snapshot_update_leaves_every_file_old_or_new_at_every_write_boundary(tmp_path: Path) -> None:
+    """The full fault-injection run: a SIGKILL before each of the update's file-system operations, plus
+    ``$PYTEST_ANNOTATE_KILL_TRIALS`` (default 20) at seeded random times. Runs with ``--run-slow``."""
+    tool = _kill_tool()
+    runs = int(os.environ.get("PYTEST_ANNOTATE_KILL_TRIALS", "20"))
+    report = tool.run_kill_trials(tmp_path, runs=runs, seed=0, n_tests=20, kill_points="all")
+    assert not report.violations, report.summary()
+    assert report.phases_hit >= set(tool.PHASES), report.summary()
+    assert len(report.trials) == len(report.operations) + runs, report.summary()
 
 
 def test_a_model_folder_with_truncated_weights_ends_the_session_with_one_message(

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
-def _run_suite(tmp_path: Path, name: str, args: list[str], *, reverse: bool, hash_seed: str) -> list[str]:
+def _start_suite(tmp_path: Path, name: str, args: list[str], *, reverse: bool, hash_seed: str) -> subprocess.Popen[bytes]:
     out = tmp_path / f"{name}.txt"
     env = {
         **os.environ,
@@ -34,13 +34,24 @@ def _run_suite(tmp_path: Path, name: str, args: list[str], *, reverse: bool, has
     }
     if reverse:
         env["RECORD_NUMBERS_REVERSE"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args, "-q", "-p", "record_numbers", "-p", "no:cacheprovider",
-         "-p", "no:randomly", "--snapshot-warn-unused"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
-    )
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
-    return out.read_text().splitlines()
+    # Output to a file, not a pipe: two runs go side by side and neither may block on a full pipe.
+    with (tmp_path / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", *args, "-q", "-p", "record_numbers", "-p", "no:cacheprovider",
+             "-p", "no:randomly", "--snapshot-warn-unused"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def _suite_numbers(tmp_path: Path, name: str, proc: subprocess.Popen[bytes]) -> list[str]:
+    try:
+        proc.wait(timeout=1800)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (tmp_path / f"{name}.log").read_text()[-8000:]
+    return (tmp_path / f"{name}.txt").read_text().splitlines()
 
 
 @pytest.mark.parametrize(
@@ -51,8 +62,16 @@ def _run_suite(tmp_path: Path, name: str, args: list[str], *, reverse: bool, has
     ],
 )
 def test_two_runs_give_identical_numbers(tmp_path: Path, suite: str, args: list[str], min_numbers: int) -> None:
-    first = _run_suite(tmp_path, "first", args, reverse=False, hash_seed="1")
-    second = _run_suite(tmp_path, "second", args, reverse=True, hash_seed="2")
+    # The two runs are independent processes: run them side by side.
+    first_proc = _start_suite(tmp_path, "first", args, reverse=False, hash_seed="1")
+    second_proc = _start_suite(tmp_path, "second", args, reverse=True, hash_seed="2")
+    try:
+        first = _suite_numbers(tmp_path, "first", first_proc)
+    except BaseException:
+        second_proc.kill()
+        second_proc.wait()
+        raise
+    second = _suite_numbers(tmp_path, "second", second_proc)
     numbers = [line for line in first if not line.endswith(("= passed", "= skipped"))]
     assert len(numbers) >= min_numbers, f"only {len(numbers)} numbers recorded: the recorder is not seeing the checks"
     assert first == second, "\n".join(list(difflib.unified_diff(first, second, "first run", "second run (reversed)",
