@@ -25,14 +25,16 @@ Here, instead:
   embedded files use) a slab of rows at a time and written straight to ``model.safetensors`` after
   its header, so no second copy of the weights is ever held; types without a kernel go through
   ``gguf.quants.dequantize``, the reference the kernels are tested against bit for bit;
-* tensor names come from transformers' own GGUF name map (``get_gguf_hf_weights_map``, run on a
-  model built on the meta device) and the per-architecture fix-ups are the ones transformers'
-  ``TensorProcessor`` classes apply (:func:`_fixup`);
+* tensor names come from gguf's name table the way transformers' ``get_gguf_hf_weights_map`` uses
+  it, on the model built on the meta device (:func:`_weights_map`), and the per-architecture fix-ups
+  (llama's q/k row permutation, Gemma's ``norm - 1``) are transformers' ``TensorProcessor`` classes
+  themselves (:func:`_fixup`);
 * the config is built by transformers' own GGUF key table (``GGUF_TO_TRANSFORMERS_MAPPING``) from
   the metadata read here, and saved by transformers;
 * the tokenizer is the class ``AutoTokenizer`` would pick, loaded directly from the GGUF (that
   class reads the vocabulary with transformers' fast GGUF metadata reader), which skips the
-  ``GGUFReader`` pass ``AutoTokenizer`` makes only to learn the model type.
+  ``GGUFReader`` pass ``AutoTokenizer`` makes only to learn the model type; it is built in a
+  thread while the weights are written.
 
 ``tests/test_gguf_convert.py`` checks the kernels against ``gguf.quants.dequantize`` and the whole
 folder against the transformers round trip.
@@ -58,9 +60,9 @@ ProgressCallback = Callable[[int, int, str], None]
 """``progress(done_bytes, total_bytes, what)``: called as the weights are written."""
 
 SUPPORTED_ARCHITECTURES = ("llama", "gemma3")
-"""GGUF architectures whose tensor fix-ups :func:`_fixup` knows (those of the embedded models)."""
-
-QK_K = 256
+"""GGUF architectures converted here: the embedded models'. Their config needs none of the special
+cases of transformers' ``load_gguf_checkpoint`` (t5, mistral-as-llama, MoE, ...) and their tensor
+processors work tensor by tensor; others are refused rather than converted differently."""
 
 # ggml type ids (gguf.constants.GGMLQuantizationType) of the types handled here.
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K = 0, 1, 2, 3, 6, 7, 8, 12, 14
