@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from pytest_annotate.algebra import notation as nt
+import pytest_annotate.algebra.notation as nt
 from pytest_annotate.algebra.snapshots import (
     LogitSnapshot,
     NamedLogit,
