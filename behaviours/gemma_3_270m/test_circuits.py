@@ -1,75 +1,99 @@
-"""Which components Gemma 3 270M needs to continue "January February March April" with " May".
+"""Which components Gemma 3 270M needs to continue a run of months, judged over the months family.
 
-Found with the plugin's own sweeps (zero and mean ablation of every block, attention layer, MLP and
-head). Each necessity claim is checked under two ablation types, each against a negative control
-(random components of the same kind), on gemma-3-270m-q4_k_m, compat processing.
+Every claim is over ``MONTHS`` (every window of 3-8 months, ``gemma_families.py``), judged on its held-out
+windows. Necessity: the mean drop of the answer's log-prob when the component is mean-ablated
+(replaced by its mean over the family's prompts of the same length), with a bootstrap 95% interval,
+compared item by item with 5 random components of the same kind (a relabelling permutation test):
+it holds only when the interval clears the bound and p <= 0.05. Thresholds were chosen on the dev
+split. On gemma-3-270m-q4_k_m, compat processing, BOS, float32.
+
+Zero ablation is not used for necessity: on the dev split, zeroing a random block hurts about as
+much as zeroing L3 or L12 (control tests p = 0.12 and 0.36), so a zero-ablation necessity claim is
+not specific to the block. The earlier one-prompt claims used both ablations.
 """
 
 import pytest
 
-from pytest_annotate.checks.logit_lens import assert_first_top1_layer
-from pytest_annotate.checks.necessity import assert_circuit_sufficient, assert_layer_necessary, assert_layer_unnecessary
-from pytest_annotate.checks.predictions import assert_logit_diff, assert_top_token
-from pytest_annotate.interventions.ablations import skip
+from gemma_families import DIGITS_PLUS_TWO, IOI, MONTHS
+from pytest_annotate import (
+    VerdictError,
+    assert_logit_diff_effect,
+    assert_logit_lens_rate,
+    assert_necessary_family,
+    assert_sufficient_family,
+    assert_top_token_rate,
+    assert_unnecessary_family,
+    check_necessity_family,
+    check_top_token_rate,
+    skip,
+)
 
 pytestmark = pytest.mark.model("gemma-3-270m")
 
-MONTHS = "January February March April"
-# The mean is over other four-month runs: it removes *which* months were seen, position by position.
-MONTH_RUNS = ["February March April May", "March April May June", "April May June July", "May June July August",
-              "June July August September", "July August September October", "August September October November",
-              "September October November December"]
+# component, min_effect (nats): the dev interval's lower bound rounded down to 0.5
+# (dev, mean ablation: L3 4.31 [4.06, 4.50], L12 2.64 [2.31, 3.01], attn12 2.51 [2.20, 2.85]; p = 1e-4 each).
+NECESSARY = [("L3", 4.0), ("L12", 2.0), ("attn12", 2.0)]
 
 
-@pytest.mark.parametrize("block", ["L3", "L12"])
-def test_block_is_necessary_for_the_next_month(model, snapshot, block):
-    """Blocks 3 and 12 are necessary for ' May': zeroing or mean-ablating either drops it out of the top 10
-    (measured: L3 -10.7 / -7.3 logits, L12 -3.8 / -4.1), far beyond random other blocks."""
-    result = assert_layer_necessary(model, MONTHS, " May", block, ablation=("zero", "mean"), reference=MONTH_RUNS)
+@pytest.mark.parametrize(("component", "min_effect"), NECESSARY, ids=[c for c, _ in NECESSARY])
+def test_component_is_necessary_for_the_next_month(model, snapshot, component, min_effect):
+    """Blocks 3 and 12, and block 12's attention, are necessary for the next month: mean-ablating one
+    costs the answer at least ``min_effect`` nats on average, far more than random components do."""
+    result = assert_necessary_family(model, MONTHS, component, ablation="mean", min_effect=min_effect)
     assert result == snapshot
-
-
-def test_attention_in_block_12_is_necessary(model):
-    """The attention layer of block 12 is necessary for ' May' under zero and mean ablation (-3.2 / -3.6 logits)."""
-    assert_layer_necessary(model, MONTHS, " May", "attn12", ablation=("zero", "mean"), reference=MONTH_RUNS)
 
 
 @pytest.mark.parametrize("block", ["L6", "L8"])
-def test_block_is_not_needed_for_the_next_month(model, block):
-    """Blocks 6 and 8 can be removed (zero) or averaged (mean) and ' May' stays top-1, losing at most
-    0.5 nats of log-prob (measured for L8: +0.11 zero, -0.14 mean)."""
-    assert_layer_unnecessary(model, MONTHS, " May", block, ablation=("zero", "mean"), reference=MONTH_RUNS,
-                             max_drop=0.5)
+def test_block_is_not_needed_under_mean_ablation(model, block):
+    """Mean-ablating block 6 or 8 costs the next month at most 0.5 nats on average (dev: L6 -0.15
+    [-0.32, -0.05], L8 -0.10 [-0.22, -0.04]; the bound is the one the one-prompt claim stated)."""
+    assert_unnecessary_family(model, MONTHS, block, ablation="mean", max_effect=0.5)
 
 
-def test_first_thirteen_blocks_suffice_for_june(model, snapshot):
-    """Blocks L0-L12 alone (the rest skipped; final norm and unembedding run) make ' June' top-1
-    after 'February March April May': the answer is formed by block 12."""
-    result = assert_circuit_sufficient(model, "February March April May", " June", keep="L0-L12")
+def test_block_8_cannot_be_zeroed_for_free(model, snapshot):
+    """The one-prompt claim "block 8 can be zeroed at a cost of at most 0.5 nats" does not generalize:
+    over the family, zeroing L8 costs more (dev: 0.68 [0.49, 1.01] nats). The claim must not hold on
+    the held-out windows; reported as what it is."""
+    result = check_necessity_family(model, MONTHS, "L8", claim="unnecessary", ablation="zero", max_effect=0.5)
+    assert result.verdict != "holds", result.report()
     assert result == snapshot
 
 
-@pytest.mark.parametrize(("prompt", "answer", "layer"), [
-    ("February March April May", " June", 12),
-    ("Monday Tuesday Wednesday", " Thursday", 12),
-    ("January February March April", " May", 17),
-])
-def test_logit_lens_first_top1_layer(model, prompt, answer, layer):
-    """Read through the final norm and unembedding, the answer first becomes top-1 after block 12 for
-    June and Thursday, and only after the last block (17) for May (rank 2 from block 12 on)."""
-    assert_first_top1_layer(model, prompt, answer, layer=layer)
+def test_first_thirteen_blocks_suffice(model, snapshot):
+    """With only blocks L0-L12 running (the rest skipped; final norm and unembedding run), the next month
+    stays top-1 on at least 65% of the windows, and the circuit beats random 13-block circuits
+    (dev: 30/35 [70%, 95%], p = 1e-4)."""
+    result = assert_sufficient_family(model, MONTHS, "L0-L12", min_rate=0.65)
+    assert result == snapshot
 
 
-def test_skipping_mlp12_turns_counting_into_plus_two(model):
-    """Without MLP12, Gemma continues '1 2 3 4' with '6' rather than '5' (measured: '6' 71%, '5' 14%):
-    the 5-vs-6 logit difference flips from +5.5 to -1.6."""
-    assert_logit_diff(model, "1 2 3 4", " 5", " 6", min_diff=3.0)
-    assert_logit_diff(model, "1 2 3 4", " 6", " 5", min_diff=0.5, intervention=skip(model, "MLP12"))
+def test_next_month_is_formed_by_block_15(model):
+    """Through the logit lens the next month is top-1 by block 15 (of 18) on most windows (dev: 33/35
+    [81%, 99%])."""
+    assert_logit_lens_rate(model, MONTHS, max_layer=15, min_rate=0.8)
 
 
-def test_ioi_prefers_the_indirect_object(model):
-    """In an IOI prompt the indirect object beats the repeated subject (measured over 150 sampled
-    template/name pairs: IO - S logit difference >= 1.29, mean 4.7)."""
-    prompt = "When John and Mary went to the store, John gave the bag to"
-    assert_logit_diff(model, prompt, " Mary", " John", min_diff=1.0)
-    assert_top_token(model, prompt, " Mary")
+def test_skipping_mlp12_does_not_turn_counting_into_plus_two(model, snapshot):
+    """The one-prompt finding "without MLP12, '1 2 3 4' is continued with ' 6'" does not generalize:
+    over every digit window, skipping MLP12 does not make the digit two ahead top-1 on most windows
+    (dev: 2/7 [4%, 71%]). The claim "top-1 on >= 50%" must not hold on the held-out windows; reported
+    as what it is."""
+    result = check_top_token_rate(model, DIGITS_PLUS_TWO, min_rate=0.5, intervention=skip(model, "MLP12"))
+    assert result.verdict != "holds", result.report()
+    assert result == snapshot
+
+
+@pytest.mark.xfail(raises=VerdictError, strict=True,
+                   reason="inconclusive on the held-out prompts: 97/98 = 99.0% [94.4%, 100.0%] straddles 95%; about "
+                          "18 more items would settle it (measured 2026-12-06, CPU float32)")
+def test_ioi_indirect_object_is_top1(model):
+    """In indirect-object prompts the indirect object is top-1 on >= 95% of prompts (dev: 102/102
+    [96%, 100%])."""
+    assert_top_token_rate(model, IOI, min_rate=0.95)
+
+
+def test_ioi_prefers_the_indirect_object(model, snapshot):
+    """In indirect-object prompts the indirect object beats the repeated subject by at least 4 logits
+    on average (dev: logit difference 4.70 [4.49, 4.92])."""
+    result = assert_logit_diff_effect(model, IOI, min_mean=4.0)
+    assert result == snapshot

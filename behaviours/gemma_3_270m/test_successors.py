@@ -1,64 +1,54 @@
-"""Gemma 3 270M continues counting sequences: months, weekdays, letters, number words, digits.
+"""Gemma 3 270M continues counting sequences, judged over every window of each sequence.
 
-Measured on gemma-3-270m-q4_k_m (the 4-bit GGUF of the embedded package), compat processing.
-Digits are multi-token answers: Gemma splits " 5" into " " + "5", so the claim is about the
-joint probability and the greedy rank of both tokens.
+A claim is over a family (``gemma_families.py``: every window of several items, the answer the next item),
+its threshold chosen on the family's dev split and judged on the held-out split with a
+Clopper-Pearson 95% interval. Measured on gemma-3-270m-q4_k_m (the 4-bit GGUF of the embedded
+package), compat processing, BOS prepended, float32.
+
+The suite used to state these on one prompt each ("January February March April" -> " May");
+over their families, weekdays and digits hold, months are inconclusive at the bound their dev split
+gave (marked xfail with the measured numbers: strict, so a change of verdict shows), and number words
+and letters do not hold: the one-prompt findings for those were anecdotes, reported as such here.
 """
 
 import pytest
-from hypothesis import given, settings
 
-from pytest_annotate.checks.predictions import assert_top_token, check_top_token
-from pytest_annotate.strategies import counting_sequences
+from gemma_families import DIGITS, LETTERS, MONTHS, NUMBER_WORDS, WEEKDAYS
+from pytest_annotate import VerdictError, assert_top_token_rate, check_top_token_rate
 
 pytestmark = pytest.mark.model("gemma-3-270m")
 
-SUCCESSORS = [
-    # prompt, answer, the least probability measured here minus a margin
-    ("January February March April", " May", 0.2),
-    ("Sunday Monday Tuesday Wednesday", " Thursday", 0.6),
-    ("A B C D", " E", 0.5),
-    ("one two three four", " five", 0.35),
-    ("1 2 3 4", " 5", 0.6),
+# family, min_rate: each the Clopper-Pearson lower bound of the dev split's top-1 rate, rounded down
+# to 5 points (dev: months 33/35 [81%, 99%], weekdays 10/11 [59%, 100%], digits 12/13 [64%, 100%]).
+HOLDS = [
+    pytest.param(MONTHS, 0.8, id="months", marks=pytest.mark.xfail(
+        raises=VerdictError, strict=True,
+        reason="inconclusive on the held-out runs: 33/37 = 89.2% [74.6%, 97.0%] straddles 80%; about 40 more "
+               "items would settle it (measured 2026-12-06, CPU float32)")),
+    pytest.param(WEEKDAYS, 0.55, id="weekdays"),
+    pytest.param(DIGITS, 0.6, id="digits"),
 ]
 
 
-@pytest.mark.parametrize(("prompt", "answer", "min_prob"), SUCCESSORS, ids=[p for p, _, _ in SUCCESSORS])
-def test_successor_is_top1(model, snapshot, prompt, answer, min_prob):
-    """The next item of a counting sequence is Gemma's top-1 continuation (measured: May 29%, Thursday 87%,
-    E 76%, five 53%, ' 5' joint 78%)."""
-    result = assert_top_token(model, prompt, answer, min_prob=min_prob)
+@pytest.mark.parametrize(("family", "min_rate"), HOLDS)
+def test_next_item_is_top1(model, snapshot, family, min_rate):
+    """The next item of a counting sequence is Gemma's top-1 continuation on most windows (held-out)."""
+    result = assert_top_token_rate(model, family, min_rate=min_rate)
+    assert result == snapshot
+
+
+@pytest.mark.parametrize("family", [NUMBER_WORDS, LETTERS], ids=["number-words", "letters"])
+def test_number_words_and_letters_are_not_reliably_continued(model, snapshot, family):
+    """Number words and letters are NOT continued top-1 on most windows: the one-prompt findings
+    ("one two three four" -> " five", "A B C D" -> " E") do not generalize (dev: number words 5/22
+    top-1 [8%, 45%], letters 14/37 [23%, 55%]). The claim "top-1 on >= 50% of windows" must not
+    hold on the held-out items; if it starts to, this finding has changed and should be restated."""
+    result = check_top_token_rate(model, family, min_rate=0.5)
+    assert result.verdict != "holds", result.report()
     assert result == snapshot
 
 
 def test_digit_answer_is_two_tokens(model):
-    """Gemma tokenizes ' 5' as ' ' + '5', so digit successors are two-token answers."""
+    """Gemma tokenizes ' 5' as ' ' + '5', so digit successors are two-token answers (joint probability,
+    greedy rank: the worst of the two tokens' ranks)."""
     assert model.to_str(model.answer_tokens(" 5")) == [" ", "5"]
-
-
-@settings(max_examples=12)
-@given(counting_sequences("months", min_len=5))
-def test_every_month_run_of_five_or_more_is_continued(model, case):
-    """Every non-wrapping run of at least five months has the next month top-1 (exhaustive check here:
-    all such runs hold; shorter runs starting in August fall to rank 1-3)."""
-    assert_top_token(model, case.prompt, case.answer)
-
-
-@settings(max_examples=12)
-@given(counting_sequences("months", min_len=3))
-def test_every_month_run_of_three_or_more_has_the_next_month_in_the_top4(model, case):
-    """Every non-wrapping run of at least three months has the next month in the top 4."""
-    assert_top_token(model, case.prompt, case.answer, k=4)
-
-
-@settings(max_examples=10)
-@given(counting_sequences("digits", min_len=3))
-def test_every_digit_run_is_continued(model, case):
-    """Every run of three or more digits 0-9 is continued by the next digit, top-1 (lowest measured: 67%)."""
-    assert_top_token(model, case.prompt, case.answer)
-
-
-def test_wrapping_months_are_weaker(model):
-    """Wrapping past December is harder: 'October November December' -> ' January' is not top-1 (rank 8)."""
-    result = check_top_token(model, "October November December", " January")
-    assert not result.passed and result.rank >= 3
