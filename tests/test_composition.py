@@ -35,9 +35,9 @@ def test_best_pair_composes_and_a_random_pair_does_not(model):
     result = info.value.result
     assert result.accuracy < 0.02 < best.accuracy - 10 * best.accuracy_se
     message = str(info.value)
-    assert message.startswith(f"L{prev[0]}H{prev[1]} → L{ind[0]}H{ind[1]} K-composition: top-1 accuracy ≥ 0.050")
+    assert message.startswith(f"FAILED  L{prev[0]}H{prev[1]} → L{ind[0]}H{ind[1]} K-composition: top-1 accuracy ≥ 0.050")
     assert "256 of 262,144 rows sampled uniformly, seed 0" in message
-    assert "FAILS (below by 0.0" in message and "chance 3.8e-06" in message
+    assert "misses (below by 0.0" in message and "chance 3.8e-06" in message
     assert "95% interval 0.0000–0.01" in message  # an honest bound even with 0 hits of 256
     assert "Earlier heads composing most with" in message and "Next:" in message
 

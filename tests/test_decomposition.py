@@ -174,7 +174,7 @@ def test_failure_says_what_missed_by_how_much_and_where_to_look(model) -> None:
     with pytest.raises(VerdictError) as info:
         assert_decomposition_sums(model, PROMPT, atol=1e-12)
     message = str(info.value)
-    assert message.startswith("Claimed: the residual stream of gemma-3-270m-q4_k_m on 'The capital of Ireland is'")
+    assert message.startswith("FAILED  the residual stream of gemma-3-270m-q4_k_m on 'The capital of Ireland is'")
     assert "FAILED" in message and "exceeds atol 1e-12 by" in message
     assert "hook_attn_out" in message  # what to look at next
     assert isinstance(info.value.result, DecompositionResult) and not info.value.result.passed

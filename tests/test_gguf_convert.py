@@ -211,7 +211,7 @@ def test_kernels_equal_the_reference_on_every_tensor(key: str) -> None:
 def test_smollm2_conversion_is_the_round_trip(converted: dict[str, Path], tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from pytest_annotate.fastload import load_tokenizer
+    from pytest_annotate.models.processed import load_tokenizer
 
     ours = _folder(converted, "smollm2-135m")
     reference = tmp_path / "round-trip"

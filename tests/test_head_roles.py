@@ -126,10 +126,10 @@ def test_assert_head_role_failure_report(model):
     with pytest.raises(VerdictError) as info:
         assert_head_role(model, "L2H3", "induction", min_score=0.5, top_k=3)
     message = str(info.value)
-    assert message.startswith("L2H3 is an induction head on gemma-3-270m")
-    assert "induction score of L2H3" in message
-    assert "Claim score ≥ 0.5: FAILS (below by 0.5000)" in message  # L2H3 scores 0.0000
-    assert "of 72 heads" in message and "Claim top-3: FAILS" in message
+    assert message.startswith("FAILED  L2H3 is an induction head on gemma-3-270m")
+    assert "induction score 0.0000" in message
+    assert "claim     score ≥ 0.5: misses (below by 0.5000)" in message  # L2H3 scores 0.0000
+    assert "of 72 heads" in message and "claim     top-3: misses" in message
     assert "Top 5 induction heads:" in message and "1. L5H1" in message
     assert "Next:" in message
     assert isinstance(info.value.result, type(check_head_role(model, "L2H3", "induction", top_k=3)))

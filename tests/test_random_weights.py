@@ -279,7 +279,7 @@ def test_missing_tokenizer_falls_back_to_gpt2_explicitly(monkeypatch, no_network
 
 def test_tokenizer_files_and_licences_are_present():
     """pyproject's package-data ("configs/*.json", "tokenizers/**/*") ships these."""
-    root = resources.files("pytest_annotate")
+    root = resources.files("pytest_annotate.models")
     for folder, files in {
         "tokenizers/gpt2": ["vocab.json", "merges.txt", "LICENSE"],
         "tokenizers/gpt-neox-20b": ["tokenizer.json", "LICENSE-Apache-2.0"],

@@ -159,8 +159,8 @@ def test_drift_across_checkpoints_held_weakened_flipped_and_the_trajectory(serie
     assert html.count('<span class="badge flipped">flipped</span>') >= 8  # drift table + drift-across-runs table
     assert re.search(r"passed True → False\* · rank 0 → 1\* · score 0\.8996 → 0\.63\d\d\*", html)
     # failures keep their message and full report
-    assert "VerdictError: L1H0 is an induction head on checkpoints@step900: score ≥ 0.8 and the top head" in html
-    assert "Claim top-1: FAILS (L1H0 is 2nd; 1 head(s) would have to drop below it)" in html
+    assert "VerdictError: FAILED  L1H0 is an induction head on checkpoints@step900: score ≥ 0.8 and the top head" in html
+    assert "top-1: misses (L1H0 is 2nd; 1 head(s) would have to drop below it)" in html
     # drift across runs: step 900 and step 1500 against the same baseline
     drift_runs = html.split('id="drift-runs"')[1].split("</section>")[0]
     assert "<th>step 900</th><th>step 1500</th>" in drift_runs

@@ -142,7 +142,7 @@ def head_scores_heatmap(scores: Any, *, claims: Sequence[Any] = (), nodeid: str 
             color = "black"
         ax.add_patch(Rectangle((at[1] - 0.5, at[0] - 0.5), 1, 1, fill=False, edgecolor=color, linewidth=3,
                                linestyle="-" if claim.passed else "--"))
-        boxed.append(f"{claim.head} boxed ({claim.claim() if callable(getattr(claim, 'claim', None)) else 'claimed'}: "
+        boxed.append(f"{claim.head} boxed ({getattr(claim, 'claim', None) or 'claimed'}: "
                      f"{'holds' if claim.passed else 'FAILS'})")
     top = ", ".join(f"{name} {value:.3f}" for name, value in scores.top(3))
     caption = f"Inputs: {scores.inputs}. Top heads: {top}." + (f" {'; '.join(boxed)}." if boxed else "")
