@@ -18,7 +18,6 @@ single-prompt check, so a family's item and the same prompt checked alone agree.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,8 +32,7 @@ from pytest_annotate.scoring.answers import (
 )
 from pytest_annotate.scoring.sweeps import (
     BATCH_MEMORY_BYTES,
-    SweepMemoryError,
-    _is_out_of_memory,
+    ChunkedForwards,
     _keep_last_positions,
     default_batch_size,
 )
@@ -165,58 +163,24 @@ def _score_group(
     # Row r is item r // len(ivs) under intervention r % len(ivs).
     row_items = [i for i in range(len(group)) for _ in ivs]
     row_ivs = [iv for _ in group for iv in ivs]
-    batch = max_batch_size or default_batch_size(lab, seq_len, n_answer)
-    if batch < 1:
-        raise ValueError(f"max_batch_size must be 1 or more, not {batch}")
-    slicing = "unembed.hook_in" in lab.bridge.hook_dict
+    run = ChunkedForwards(lab, n_rows=len(row_ivs), seq_len=seq_len, n_answer=n_answer,
+                          batch=max_batch_size or default_batch_size(lab, seq_len, n_answer))
+
+    def inputs(rows: slice) -> tuple[torch.Tensor, list]:
+        chunk_ivs = row_ivs[rows]
+        hooks = batched_fwd_hooks(lab, tokens[0], chunk_ivs, forced=first.forced) if any(chunk_ivs) else []
+        return tokens[row_items[rows]], hooks
+
     results: list[ItemScore] = []
-    passes = 0
-    failed_at: list[int] = []
-    i = 0
-    while i < len(row_ivs):
-        chunk_ivs = row_ivs[i : i + batch]
-        chunk_items = row_items[i : i + batch]
-        try:
-            hooks = batched_fwd_hooks(lab, tokens[0], chunk_ivs, forced=first.forced) if any(chunk_ivs) else []
-            if slicing:
-                hooks.append(("unembed.hook_in", _keep_last_positions(n_answer)))
-            logits = lab.run_batch(tokens[chunk_items], fwd_hooks=hooks,
-                                   answer_positions=n_answer if slicing else None)
-        except (RuntimeError, MemoryError) as e:
-            if not _is_out_of_memory(e):
-                raise
-            failed_at.append(len(chunk_ivs))
-            if len(chunk_ivs) == 1:
-                raise SweepMemoryError(
-                    f"out of memory running one row of {seq_len} tokens through {lab.model_id}: free memory, use "
-                    f"shorter prompts, or run on a device with more memory. The error was: {e}"
-                ) from e
-            batch = max(1, len(chunk_ivs) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        passes += 1
-        if slicing and logits.shape[1] != n_answer:
-            raise RuntimeError(
-                f"{lab.model_id}'s unembedding returned {logits.shape[1]} positions for {n_answer} kept at "
-                "unembed.hook_in; this architecture post-processes logits by position"
-            )
-        for r, item_index in enumerate(chunk_items):
+    for rows, logits in run.chunks(inputs):
+        for r, item_index in enumerate(row_items[rows]):
             item = group[item_index]
             # only the answer steps' rows: the kept positions, or the full run's from the prompt's last token on
-            rows = logits[r] if slicing else logits[r, item.prompt_len - 1 :]
-            results.append(_item_score(rows, item))
+            results.append(_item_score(logits[r] if run.slicing else logits[r, item.prompt_len - 1 :], item))
         del logits
-        i += len(chunk_ivs)
-    if failed_at:
-        warnings.warn(
-            f"batched scoring ran out of memory at batch size {failed_at[0]} and finished with {batch}; "
-            f"pass max_batch_size={batch} to skip the failed attempts",
-            ResourceWarning,
-            stacklevel=3,
-        )
+    run.warn_if_retried(stacklevel=4)
     width = len(ivs)
-    return [tuple(results[k * width : (k + 1) * width]) for k in range(len(group))], passes
+    return [tuple(results[k * width : (k + 1) * width]) for k in range(len(group))], run.passes
 
 
 def _item_score(rows: torch.Tensor, item: PreparedItem) -> ItemScore:

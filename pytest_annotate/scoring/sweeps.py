@@ -208,57 +208,87 @@ def score_interventions(
     n_answer = len(answer_ids)
     if max_batch_size is None:
         max_batch_size = default_batch_size(lab, int(toks.shape[0]), n_answer)
-    if max_batch_size < 1:
-        raise ValueError(f"max_batch_size must be 1 or more, not {max_batch_size}")
-    slicing = "unembed.hook_in" in lab.bridge.hook_dict
-    batch = max_batch_size
+    run = ChunkedForwards(lab, n_rows=len(interventions), seq_len=int(toks.shape[0]), n_answer=n_answer,
+                          batch=max_batch_size)
     scores: list[AnswerScore] = []
-    passes = 0
-    largest = 0
-    failed_at: list[int] = []
-    i = 0
-    while i < len(interventions):
-        chunk = interventions[i : i + batch]
-        try:
-            hooks = batched_fwd_hooks(lab, toks, chunk, forced=forced)
-            if slicing:
-                hooks.append(("unembed.hook_in", _keep_last_positions(n_answer)))
-            logits = lab.run_batch(toks.expand(len(chunk), -1), fwd_hooks=hooks,
-                                   answer_positions=n_answer if slicing else None)
-        except (RuntimeError, MemoryError) as e:
-            if not _is_out_of_memory(e):
-                raise
-            failed_at.append(len(chunk))
-            if len(chunk) == 1:
-                raise SweepMemoryError(
-                    f"out of memory running one row of {len(toks)} tokens through {lab.model_id} "
-                    f"(tried batch sizes {', '.join(map(str, failed_at))}): free memory, use a shorter prompt, "
-                    f"or run on a device with more memory. The error was: {e}"
-                ) from e
-            batch = max(1, len(chunk) // 2)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        passes += 1
-        largest = max(largest, len(chunk))
-        if slicing and logits.shape[1] != n_answer:
-            raise RuntimeError(
-                f"{lab.model_id}'s unembedding returned {logits.shape[1]} positions for {n_answer} kept at "
-                "unembed.hook_in; this architecture post-processes logits by position"
-            )
+    for _, logits in run.chunks(lambda rows: (toks.expand(rows.stop - rows.start, -1),
+                                              batched_fwd_hooks(lab, toks, interventions[rows], forced=forced))):
         # Keep only the answer's numbers: a chunk of Gemma logits is hundreds of MiB.
-        first = 1 if slicing else prompt_len
-        scores.extend(score_from_logits(logits[r], first, answer_ids) for r in range(len(chunk)))
+        first = 1 if run.slicing else prompt_len
+        scores.extend(score_from_logits(logits[r], first, answer_ids) for r in range(len(logits)))
         del logits
-        i += len(chunk)
-    if failed_at:
-        warnings.warn(
-            f"batched scoring ran out of memory at batch size {failed_at[0]} and finished with {batch}; "
-            f"pass max_batch_size={batch} to skip the failed attempts",
-            ResourceWarning,
-            stacklevel=2,
-        )
-    return BatchedScores(tuple(scores), largest, passes)
+    run.warn_if_retried()
+    return BatchedScores(tuple(scores), run.largest, run.passes)
+
+
+class ChunkedForwards:
+    """Forward passes over ``n_rows`` rows in chunks, unembedding only the answer positions.
+
+    The one batching engine under :func:`score_interventions` (one prompt, many interventions)
+    and :func:`~pytest_annotate.scoring.items.score_items` (many items x interventions). Written
+    here rather than with a generic batcher because the unembedding slice and the out-of-memory
+    retry both need the Lab: a chunk that runs out of memory is retried with half the rows, down
+    to one row, and a warning names the batch size that worked. ``chunks`` yields each chunk's row
+    slice and its logits, ``[rows, n_answer, d_vocab]`` when :attr:`slicing`, else
+    ``[rows, seq_len, d_vocab]``.
+    """
+
+    def __init__(self, lab: Lab, *, n_rows: int, seq_len: int, n_answer: int, batch: int) -> None:
+        if batch < 1:
+            raise ValueError(f"max_batch_size must be 1 or more, not {batch}")
+        self.lab, self.n_rows, self.seq_len, self.n_answer, self.batch = lab, n_rows, seq_len, n_answer, batch
+        self.slicing = "unembed.hook_in" in lab.bridge.hook_dict
+        self.passes = 0
+        self.largest = 0
+        self.failed_at: list[int] = []
+
+    def chunks(
+        self, inputs: Callable[[slice], tuple[Tensor, list[tuple[str, Callable[..., object]]]]]
+    ) -> Iterable[tuple[slice, Tensor]]:
+        """Run ``inputs(rows)`` (the chunk's tokens and hooks) for successive row slices."""
+        lab, n_answer = self.lab, self.n_answer
+        i = 0
+        while i < self.n_rows:
+            rows = slice(i, min(i + self.batch, self.n_rows))
+            size = rows.stop - rows.start
+            try:
+                tokens, hooks = inputs(rows)
+                if self.slicing:
+                    hooks = [*hooks, ("unembed.hook_in", _keep_last_positions(n_answer))]
+                logits = lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=n_answer if self.slicing else None)
+            except (RuntimeError, MemoryError) as e:
+                if not _is_out_of_memory(e):
+                    raise
+                self.failed_at.append(size)
+                if size == 1:
+                    raise SweepMemoryError(
+                        f"out of memory running one row of {self.seq_len} tokens through {lab.model_id} "
+                        f"(tried batch sizes {', '.join(map(str, self.failed_at))}): free memory, use shorter "
+                        f"prompts, or run on a device with more memory. The error was: {e}"
+                    ) from e
+                self.batch = max(1, size // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            self.passes += 1
+            self.largest = max(self.largest, size)
+            if self.slicing and logits.shape[1] != n_answer:
+                raise RuntimeError(
+                    f"{lab.model_id}'s unembedding returned {logits.shape[1]} positions for {n_answer} kept at "
+                    "unembed.hook_in; this architecture post-processes logits by position"
+                )
+            yield rows, logits
+            i = rows.stop
+
+    def warn_if_retried(self, stacklevel: int = 3) -> None:
+        """Warn, at the caller of the scoring function by default, when a chunk had to be retried."""
+        if self.failed_at:
+            warnings.warn(
+                f"batched scoring ran out of memory at batch size {self.failed_at[0]} and finished with "
+                f"{self.batch}; pass max_batch_size={self.batch} to skip the failed attempts",
+                ResourceWarning,
+                stacklevel=stacklevel,
+            )
 
 
 def _keep_last_positions(n: int) -> Callable[..., Tensor]:
