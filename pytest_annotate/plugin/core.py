@@ -289,7 +289,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------- a session that judged nothing
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pytest plugin, which must be hashable
 class JudgedTally:
     """Which tests with a ``model`` marker ran and which were skipped (with why), from their reports.
 

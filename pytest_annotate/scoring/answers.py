@@ -74,17 +74,30 @@ def score_from_logits(
 ) -> AnswerScore:
     """Score ``answer_ids`` from the logits of a teacher-forced run (see :func:`teacher_forced_tokens`)."""
     pos = answer_positions(prompt_len, len(answer_ids)).to(logits.device)
-    rows = logits[pos].double()
-    ids = torch.tensor(answer_ids, device=logits.device)
-    logprobs = rows.log_softmax(-1).gather(-1, ids[:, None])[:, 0]
+    return score_rows(logits[pos], answer_ids)[0]
+
+
+def score_rows(
+    rows: Float[Tensor, "n_answer vocab"], answer_ids: Sequence[int]
+) -> tuple[AnswerScore, Float[Tensor, "n_answer vocab"]]:
+    """Score ``answer_ids`` from the rows that predict them (row ``j`` predicts answer token ``j``).
+
+    Also returns the rows' log-probabilities (float64), so a caller that needs more of the
+    distribution (the top token's probability) does not compute the softmax over the vocabulary twice.
+    """
+    rows = rows.double()
+    ids = torch.tensor(answer_ids, device=rows.device)
+    log_probs = rows.log_softmax(-1)
+    logprobs = log_probs.gather(-1, ids[:, None])[:, 0]
     answer_logits = rows.gather(-1, ids[:, None])
     ranks = rank_of(rows, ids)
-    return AnswerScore(
+    score = AnswerScore(
         tuple(int(i) for i in answer_ids),
         tuple(float(x) for x in logprobs),
         tuple(float(x) for x in answer_logits[:, 0]),
         tuple(int(r) for r in ranks),
     )
+    return score, log_probs
 
 
 def score_answer(

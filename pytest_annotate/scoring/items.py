@@ -8,7 +8,7 @@ ablations append to their reference prompts), and each group runs as one batch w
 ``item x intervention``: a family of 12 month windows of equal length under 1 + 5 interventions
 costs one forward pass of 72 rows, not 72 passes.
 
-Every number comes from :func:`pytest_annotate.scoring.answers.score_from_logits`, as in every
+Every number comes from :func:`pytest_annotate.scoring.answers.score_rows`, the scorer under every
 single-prompt check, so a family's item and the same prompt checked alone agree.
 
 >>> scores = score_items(lab, [("January February March", " April"), ("May June July", " August")])  # doctest: +SKIP
@@ -28,6 +28,7 @@ from pytest_annotate.interventions.ablations import Intervention, batched_fwd_ho
 from pytest_annotate.scoring.answers import (
     AnswerScore,
     score_from_logits,
+    score_rows,
     teacher_forced_tokens,
 )
 from pytest_annotate.scoring.sweeps import (
@@ -185,13 +186,12 @@ def _score_group(
 
 def _item_score(rows: torch.Tensor, item: PreparedItem) -> ItemScore:
     """``rows[j]`` holds the logits predicting answer token ``j``."""
-    score = score_from_logits(rows, 1, item.answer_ids)  # a "prompt" of one position: rows start at its last
+    score, log_probs = score_rows(rows[: len(item.answer_ids)], item.answer_ids)
     step = max(range(len(item.answer_ids)), key=lambda j: (score.ranks[j], -j))
-    row = rows[step].double()
+    row = rows[step]
     top = int(row.argmax())
-    log_probs = row.log_softmax(-1)
     foil = None if item.foil_id is None else float(rows[0, item.foil_id])
-    return ItemScore(score, top, float(row[top]), float(log_probs[top].exp()), foil)
+    return ItemScore(score, top, float(row[top]), float(log_probs[step, top].exp()), foil)
 
 
 @dataclass(frozen=True)
