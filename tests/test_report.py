@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,23 +21,32 @@ import pytest
 import pytest_annotate.report.build
 import pytest_annotate.report.markdown
 import pytest_annotate.report.measurements
+import pytest_annotate.report.plots
 import pytest_annotate.report.recording
 import pytest_annotate.report.summary
 import pytest_annotate.report.trajectory
+from pytest_annotate.checks.families import FamilyResult
 from pytest_annotate.report import (
     SCHEMA,
     Finding,
     Measurement,
+    ReportError,
     ResultSummary,
     RunInfo,
     RunSummary,
+    TestOutcome,
     build_report,
     load_summaries,
     record,
+    summarize_run,
+    trajectories,
     write_report,
 )
 from pytest_annotate.report.markdown import _cell
+from pytest_annotate.report.plots import trajectory_plot
+from pytest_annotate.results import Result
 from pytest_annotate.snapshot import DriftRecord, KeyNumber
+from pytest_annotate.stats import judge, rate_interval
 
 REPO = Path(__file__).resolve().parents[1]
 SERIES = REPO / "examples" / "induction_series" / "checkpoints"
@@ -207,6 +217,144 @@ def test_trajectory_from_summaries_without_pytest(tmp_path: Path) -> None:
     assert images(paths.html.read_text())[0].startswith(PNG_MAGIC)
 
 
+# --------------------------------------------------------------------------- trajectories with intervals
+
+
+def _family(k: int, n: int = 30, threshold: float = 0.8) -> FamilyResult:
+    iv = rate_interval(k, n, label="top-1", items="held-out items")
+    verdict = judge(iv, threshold).verdict
+    return FamilyResult(
+        family="months", family_summary="months v1: 30 items", split="heldout", model_id="m",
+        subject="the answer is top-1 on ≥ 80% of items", label="top-1", threshold=threshold, direction=">=",
+        verdict=verdict, passed=verdict == "holds", n=n, k=k, estimate=iv.estimate, low=iv.low, high=iv.high,
+        method=iv.method, confidence=0.95,
+    )  # fmt: skip
+
+
+def _family_run(step: int, k: int) -> RunSummary:
+    result = _family(k)
+    outcome = TestOutcome("t.py::test_months", "passed" if result.passed else "failed", "Months are top-1.")
+    return summarize_run(RunInfo(f"m@step{step}", step=step), outcomes=[outcome],
+                         recorded=[("t.py::test_months", result)])
+
+
+def _without_new_fields(run: RunSummary) -> str:
+    """``run``'s JSON as written before results kept their verdict word and interval."""
+    data = json.loads(run.to_json())
+    for finding in data["findings"]:
+        for result in finding["results"]:
+            for key in ("verdict", "low", "high", "n"):
+                del result[key]
+    return json.dumps(data)
+
+
+def test_a_family_result_keeps_its_verdict_word_interval_and_n_in_the_summary() -> None:
+    run = _family_run(900, 27)
+    [result] = run.findings[0].results
+    assert (result.verdict, result.n, result.passed) == ("inconclusive", 30, False)
+    assert result.interval == pytest.approx((0.7347, 0.9789), abs=1e-4)
+    assert RunSummary.from_json(run.to_json()) == run
+    single = summarize_run(RunInfo("m"), recorded=[("t.py::test_ind", _head_role_like(True))]).findings[0].results[0]
+    assert (single.verdict, single.interval, single.n) == ("holds", None, None)
+
+
+@dataclass(frozen=True, eq=False)
+class _Score(Result):
+    """A judged result on one prompt: no interval."""
+
+    score: float
+    passed: bool
+
+    @property
+    def claim(self) -> str:
+        return "L1H0 is an induction head"
+
+    def measurements(self) -> tuple[Measurement, ...]:
+        return (Measurement("L1H0 induction score", self.score, ">=", 0.8, primary=True),)
+
+    def report(self) -> str:
+        return self.headline()
+
+
+def _head_role_like(passed: bool) -> _Score:
+    return _Score(0.9 if passed else 0.6, passed)
+
+
+def test_trajectory_points_carry_the_interval_verdict_and_n() -> None:
+    runs = [_family_run(3500, 30), _family_run(1500, 29), _family_run(900, 27), _family_run(300, 10)]
+    [t] = trajectories([RunSummary.from_json(r.to_json()) for r in runs])
+    assert t.name == "top-1 rate" and t.has_intervals
+    assert [p.x for p in t.points] == [300.0, 900.0, 1500.0, 3500.0]
+    assert [(p.verdict, p.n) for p in t.points] == [("fails", 30), ("inconclusive", 30), ("holds", 30), ("holds", 30)]
+    # the point's status is the family verdict, not the estimate against the bound: 27/30 = 0.9 ≥ 0.8, yet unsure
+    assert [p.status for p in t.points] == ["fails", "inconclusive", "holds", "holds"]
+    assert t.points[1].holds is True
+    for p, k in zip(t.points, (10, 27, 29, 30), strict=True):
+        iv = rate_interval(k, 30)
+        assert p.interval == (iv.low, iv.high) and p.value == pytest.approx(k / 30)
+    assert [p.text for p in t.points] == [
+        "0.3333 [0.1729, 0.5281] fails (30)", "0.9 [0.7347, 0.9789] inconclusive (30)",
+        "0.9667 [0.8278, 0.9992] holds (30)", "1 [0.8843, 1] holds (30)"]
+
+
+def test_old_summaries_without_the_fields_still_draw() -> None:
+    # a claim on one prompt, from a summary written before the fields: a point as before, no interval
+    single = summarize_run(RunInfo("m@step900", step=900), recorded=[("t.py::test_ind", _head_role_like(False))])
+    old = RunSummary.from_json(_without_new_fields(single))
+    assert "verdict" not in json.loads(_without_new_fields(single))["findings"][0]["results"][0]
+    latest = summarize_run(RunInfo("m@step3500", step=3500), recorded=[("t.py::test_ind", _head_role_like(True))])
+    [t] = trajectories([old, latest])
+    assert not t.has_intervals
+    assert [(p.value, p.holds, p.interval, p.n, p.status, p.text) for p in t.points] == [
+        (0.6, False, None, None, "fails", "0.6"), (0.9, True, None, None, "holds", "0.9")]
+    # a family claim from such a summary: its headline says INCONCLUSIVE and its numbers hold the interval
+    old_family = RunSummary.from_json(_without_new_fields(_family_run(900, 27)))
+    [result] = old_family.findings[0].results
+    assert (result.verdict, result.n) == ("inconclusive", 30)
+    assert result.interval == pytest.approx((0.7347, 0.9789), abs=1e-4)
+    # a summary with neither: no verdict, no interval
+    bare = RunSummary.from_json(json.dumps({"schema": SCHEMA, "info": {"model_id": "m"}, "findings": [
+        {"nodeid": "t.py::a", "doc": "", "outcome": "passed", "results": [
+            {"kind": "SweepResult", "headline": "sweep", "measurements": [{"name": "drop", "value": 1.5}]}]}]}))
+    assert bare.findings[0].results[0] == ResultSummary("SweepResult", "sweep", measurements=(Measurement("drop", 1.5),))
+
+
+def test_a_bad_verdict_in_a_summary_is_named() -> None:
+    data = json.loads(_family_run(900, 27).to_json())
+    data["findings"][0]["results"][0]["verdict"] = "maybe"
+    with pytest.raises(ReportError, match="unknown verdict 'maybe'"):
+        RunSummary.from_json(json.dumps(data), source="r.json")
+
+
+def test_the_trajectory_plot_and_tables_show_intervals(tmp_path: Path) -> None:
+    history = [_family_run(3500, 30), _family_run(1500, 29), _family_run(300, 10)]
+    report = build_report(_family_run(900, 27), history=history)
+    [plot] = [p for p in report.plots if p.section == "trajectory"]
+    assert plot.png.startswith(PNG_MAGIC)
+    assert "interval" in plot.caption and "hollow amber circles: inconclusive" in plot.caption
+    paths = write_report(report, tmp_path / "r.html")
+    html = paths.html.read_text()
+    trajectory = html.split('id="trajectory"')[1].split("</section>")[0]
+    assert ("<td class='num miss'>0.3333 [0.1729, 0.5281] fails (30)</td>"
+            "<td class='num unsure'>0.9 [0.7347, 0.9789] inconclusive (30)</td>"
+            "<td class='num'>0.9667 [0.8278, 0.9992] holds (30)</td>") in trajectory
+    assert "value [low, high] verdict (items)" in trajectory
+    md = paths.markdown.read_text()
+    assert ("| **0.3333 [0.1729, 0.5281] fails (30)**✗ | _0.9 [0.7347, 0.9789] inconclusive (30)_? | "
+            "0.9667 [0.8278, 0.9992] holds (30) | 1 [0.8843, 1] holds (30) |") in md
+
+
+def test_a_trajectory_plot_without_intervals_keeps_its_caption() -> None:
+    def run(step: int, passed: bool) -> RunSummary:
+        return summarize_run(RunInfo(f"m@step{step}", step=step), recorded=[("t.py::test_ind", _head_role_like(passed))])
+
+    tracks = trajectories([run(900, False), run(3500, True)])
+    plot = trajectory_plot(tracks)
+    assert plot.png.startswith(PNG_MAGIC)
+    assert "interval" not in plot.caption and "inconclusive" not in plot.caption
+    assert "Green dots: the claim holds at that run; red crosses: it fails" in plot.caption
+
+
 # --------------------------------------------------------------------------- bad paths
 
 
@@ -320,6 +468,7 @@ def test_markdown_cells_escape_token_bars() -> None:
 @pytest.mark.parametrize("module", [
     pytest_annotate.report.summary, pytest_annotate.report.measurements, pytest_annotate.report.trajectory,
     pytest_annotate.report.recording, pytest_annotate.report.build, pytest_annotate.report.markdown,
+    pytest_annotate.report.plots,
 ])
 def test_docstring_examples_run(module: object) -> None:
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_annotate.snapshot import DriftRecord, KeyNumber, drift_table
 from pytest_annotate.plugin.keys import DRIFT_RECORDS
-from pytest_annotate.plugin.testing import inline_suite, make_suite, run_suite
 from pytest_annotate.plugin.snapshots import drift_records
+from pytest_annotate.plugin.testing import inline_suite, make_suite, run_suite
+from pytest_annotate.snapshot import DriftRecord, KeyNumber, drift_table
 
 pytest_plugins = ["pytester"]
 
@@ -131,3 +131,62 @@ def test_drift_table_orders_worst_first() -> None:
 
     lines = drift_table([record("held", "t.py::a"), record("new", "t.py::b"), record("flipped", "t.py::c")])
     assert [line.split()[0] for line in lines[1:4]] == ["flipped", "new", "held"]
+
+
+# --------------------------------------------------------------------------- family claims (verdicts with intervals)
+
+TEST_FAMILY_CLAIMS = """
+from pytest_annotate import FamilyResult
+from pytest_annotate.stats import judge, rate_interval
+
+
+def rate(k, n=30):
+    iv = rate_interval(k, n)
+    j = judge(iv, 0.8)
+    return FamilyResult(family="months", family_summary="months v1", split="heldout", model_id="m",
+        subject="the answer is top-1", label="top-1", threshold=0.8, direction=">=", verdict=j.verdict,
+        passed=j.verdict == "holds", n=n, k=k, estimate=iv.estimate, low=iv.low, high=iv.high,
+        method=iv.method, confidence=0.95)
+
+
+def test_steady(snapshot, values):
+    assert snapshot == rate(values["steady"])
+
+def test_narrower(snapshot, values):
+    assert snapshot == rate(values["narrower"])
+
+def test_unsure(snapshot, values):
+    assert snapshot == rate(values["unsure"])
+
+def test_failing(snapshot, values):
+    assert snapshot == rate(values["failing"])
+"""
+
+
+def test_family_claims_drift_by_interval_and_verdict_word(pytester: pytest.Pytester) -> None:
+    """A family claim whose interval moved beyond its band but whose verdict stayed is weakened; one whose
+    verdict word changed (holds → inconclusive, inconclusive → fails) is flipped, even where ``passed``
+    is False on both sides."""
+    make_suite(pytester, test_family=TEST_FAMILY_CLAIMS)
+    baseline = {"steady": 30, "narrower": 30, "unsure": 30, "failing": 27}
+    run_suite(pytester, "--snapshot-update", model=OLD, values=baseline).assert_outcomes(passed=4)
+    current = {"steady": 30, "narrower": 29, "unsure": 27, "failing": 10}  # 29/30 holds; 27/30 is inconclusive
+    recorder = inline_suite(pytester, "--snapshot-baseline", OLD, model=NEW, values=current)
+    records = {r.nodeid.rsplit("::", 1)[1]: r for r in drift_records(recorder.getcall("pytest_sessionfinish").session.config)}
+    assert {name: r.status for name, r in records.items()} == {
+        "test_steady": "held", "test_narrower": "weakened", "test_unsure": "flipped", "test_failing": "flipped"}
+    narrower = records["test_narrower"]
+    assert {f.path for f in narrower.changed} >= {"low", "estimate"}  # the interval moved; the verdict did not
+    assert not any(f.kind == "verdict" for f in narrower.changed)
+    assert narrower.key_numbers[:2] == (KeyNumber("verdict", "verdict", "holds", "holds"), KeyNumber("n", "exact", 30, 30))
+    assert records["test_unsure"].key_numbers[0] == KeyNumber("verdict", "verdict", "holds", "inconclusive", ok=False)
+    assert records["test_failing"].key_numbers[0] == KeyNumber("verdict", "verdict", "inconclusive", "fails", ok=False)
+
+    result = run_suite(pytester, "--snapshot-baseline", OLD, model=NEW, values=current)
+    result.stdout.fnmatch_lines([
+        "*flipped   test_family.py::test_failing   verdict inconclusive → fails* · n 30 → 30 · *",
+        "*flipped   test_family.py::test_unsure    verdict holds → inconclusive* · n 30 → 30 · *",
+        "*weakened  test_family.py::test_narrower  verdict holds → holds · n 30 → 30 · *",
+        "*held      test_family.py::test_steady    verdict holds → holds · *",
+        "4 snapshots: 1 held, 1 weakened, 2 flipped, 0 new, 0 missing",
+    ])

@@ -48,7 +48,7 @@ pre { background: #f8f9f9; border: 1px solid #eaeded; padding: 8px 10px; overflo
 .test { font-weight: 600; overflow-wrap: anywhere; } .path { color: #566573; font-size: 12px; overflow-wrap: anywhere; }
 table.findings { table-layout: fixed; } table.findings td { overflow-wrap: anywhere; }
 .nums { margin: 0; padding-left: 16px; } .nums li { margin: 0; }
-.primary { font-weight: 600; } .miss { color: #c0392b; font-weight: 600; }
+.primary { font-weight: 600; } .miss { color: #c0392b; font-weight: 600; } .unsure { color: #b9770e; font-weight: 600; }
 .reason { color: #922b21; font-size: 12.5px; }
 figure { margin: 14px 0 22px; } figure img { max-width: 100%; height: auto; border: 1px solid #eaeded; }
 figcaption { color: #566573; font-size: 12.5px; margin-top: 4px; }
@@ -221,6 +221,10 @@ def _drift_matrix(report: Report) -> str:
     )
 
 
+#: Trajectory cells by a point's status (see :attr:`~pytest_annotate.report.trajectory.TrajectoryPoint.status`).
+_TRAJECTORY_CLASS = {"fails": " miss", "inconclusive": " unsure"}
+
+
 def _trajectories(report: Report, plots: Sequence[Plot]) -> str:
     runs = report.runs
     labels = [r.info.label for r in runs]
@@ -228,7 +232,7 @@ def _trajectories(report: Report, plots: Sequence[Plot]) -> str:
     rows = []
     for t in report.trajectories:
         cells = ["<td class='num'>–</td>" if p is None else
-                 f"<td class='{'num miss' if p.holds is False else 'num'}'>{_e(format_number(p.value))}</td>"
+                 f"<td class='num{_TRAJECTORY_CLASS.get(p.status or '', '')}'>{_e(p.text)}</td>"
                  for p in t.at(labels)]
         rows.append(f"<tr><td><div class='test'>{_e(t.test_name)}</div><div class='path'>{_e(t.name)}</div></td>"
                     f"<td>{_e(t.bound) or '–'}</td>{''.join(cells)}</tr>")
@@ -236,7 +240,10 @@ def _trajectories(report: Report, plots: Sequence[Plot]) -> str:
     return (
         '<section id="trajectory"><h2>Findings across checkpoints</h2>'
         f"<p>Each finding's key number in {len(runs)} runs (this one and the summaries given with "
-        "--annotate-report-history). Red: the claim misses at that run.</p>"
+        "--annotate-report-history). Red: the claim misses at that run"
+        + ("; amber: inconclusive. A claim over a family reads value [low, high] verdict (items): the interval "
+           "its verdict rests on, and how many items." if any(t.has_intervals for t in report.trajectories) else ".")
+        + "</p>"
         f"{figures}<div class='scroll'><table><thead><tr><th>finding</th><th>claim</th>{header}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></div></section>"
     )
@@ -262,8 +269,8 @@ def _plots(section: str, heading: str, blurb: str, plots: Iterable[Plot], findin
 
 
 def _details(findings: Sequence[Finding]) -> str:
-    parts = ['<section id="details"><h2>Details</h2>'
-             "<p>Each test's failure, and the full report of every result it recorded.</p>"]
+    parts = [('<section id="details"><h2>Details</h2>'
+             "<p>Each test's failure, and the full report of every result it recorded.</p>")]
     any_details = False
     for i, f in enumerate(findings):
         if not (f.details or f.results):

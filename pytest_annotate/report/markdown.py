@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_annotate.report.summary import Finding, RunSummary, format_number
+from pytest_annotate.report.summary import Finding, RunSummary
 from pytest_annotate.snapshot.drift import describe_key_numbers, summary_line
 
 if TYPE_CHECKING:
@@ -67,16 +67,20 @@ def render_markdown(report: Report) -> str:
         labels = [r.info.label for r in report.runs]
         rows = []
         for t in report.trajectories:
-            cells = ["–" if p is None else f"**{format_number(p.value)}**✗" if p.holds is False
-                     else format_number(p.value) for p in t.at(labels)]
+            cells = ["–" if p is None else f"**{_cell(p.text)}**✗" if p.status == "fails"
+                     else f"_{_cell(p.text)}_?" if p.status == "inconclusive" else _cell(p.text)
+                     for p in t.at(labels)]
             rows.append([f"`{_cell(t.test_name)}` {_cell(t.name)}", _cell(t.bound) or "–", *cells])
+        families = ("; ?: inconclusive. A claim over a family reads value [low, high] verdict (items): the interval its "
+                    "verdict rests on" if any(t.has_intervals for t in report.trajectories) else "")
         lines += ["### Findings across checkpoints", "",
-                  "Key number per finding; ✗: the claim misses at that run. The plot is in the HTML report.", ""]
+                  (f"Key number per finding; ✗: the claim misses at that run{families}. The plot is in the HTML "
+                   "report."), ""]
         lines += _table(["finding", "claim", *labels], rows) + [""]
     n_plots = len(report.plots)
     if n_plots:
-        lines += [f"_{n_plots} figure{'s' * (n_plots != 1)} (head-role heatmaps, ablation bars, trajectories) and "
-                  "every result's full report are in the HTML report._", ""]
+        lines += [(f"_{n_plots} figure{'s' * (n_plots != 1)} (head-role heatmaps, ablation bars, trajectories) and "
+                  "every result's full report are in the HTML report._"), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

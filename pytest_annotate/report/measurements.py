@@ -15,16 +15,28 @@ results that choose nothing, fall back to the numbers the snapshot drift table w
 ...     def report(self):
 ...         return f"copying accuracy {self.accuracy:.2%}"
 >>> s = summarize_result(Copying(0.994, True))
->>> s.headline, [m.text for m in s.measurements]
-('copying accuracy 99.40%', ['accuracy 0.994'])
+>>> s.headline, [m.text for m in s.measurements], s.verdict, s.interval
+('copying accuracy 99.40%', ['accuracy 0.994'], 'holds', None)
+
+A claim over a family keeps its verdict word (it may be ``inconclusive``) and the interval it rests on:
+
+>>> from pytest_annotate.stats import judge, rate_interval
+>>> from pytest_annotate.checks.families import FamilyResult
+>>> iv = rate_interval(27, 30)
+>>> r = FamilyResult(family="months", family_summary="months v1", split="heldout", model_id="m", subject="top-1",
+...                  label="top-1", threshold=0.8, direction=">=", verdict=judge(iv, 0.8).verdict, passed=False,
+...                  n=30, k=27, estimate=iv.estimate, low=iv.low, high=iv.high, method=iv.method, confidence=0.95)
+>>> summarize_result(r).interval_text
+'[0.7347, 0.9789] inconclusive (30)'
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pytest_annotate.report.summary import ResultSummary
-from pytest_annotate.results import Measurement
+from pytest_annotate.results import VERDICTS, Measurement, Verdict
 
 #: Longest full report text kept per result (a whole-vocabulary table is not a report).
 MAX_REPORT_CHARS = 20_000
@@ -39,13 +51,46 @@ def summarize_result(result: Any) -> ResultSummary:
     if len(headline) > MAX_HEADLINE_CHARS:
         headline = headline[: MAX_HEADLINE_CHARS - 1] + "…"
     passed = getattr(result, "passed", None)
+    judged = isinstance(passed, bool) and getattr(result, "judged", True)
+    low, high, n = interval_of(result)
     return ResultSummary(
         kind=type(result).__name__,
         headline=headline,
-        passed=passed if isinstance(passed, bool) and getattr(result, "judged", True) else None,
+        passed=passed if judged else None,
         measurements=measurements_of(result),
         report=text if len(text) <= MAX_REPORT_CHARS else text[:MAX_REPORT_CHARS] + "\n… (cut)",
+        verdict=verdict_of(result) if judged else None,
+        low=low,
+        high=high,
+        n=n,
     )
+
+
+def verdict_of(result: Any) -> Verdict:
+    """The result's verdict word: its own ``verdict`` (``holds``/``inconclusive``/``fails``), else from ``passed``."""
+    verdict = getattr(result, "verdict", None)
+    if verdict in VERDICTS:
+        return verdict  # type: ignore[no-any-return]
+    return "holds" if getattr(result, "passed", False) else "fails"
+
+
+def interval_of(result: Any) -> tuple[float | None, float | None, int | None]:
+    """``(low, high, n)`` of the interval a result's verdict rests on (its ``interval``: a claim over a
+    family), else ``(None, None, None)``. A result whose interval cannot be read has none: the report
+    never fails on it."""
+    try:
+        interval = getattr(result, "interval", None)
+    except (ArithmeticError, TypeError, ValueError):  # a property that cannot build it (a NaN bound)
+        return None, None, None
+    low, high = getattr(interval, "low", None), getattr(interval, "high", None)
+    if not (_real(low) and _real(high)):
+        return None, None, None
+    n = getattr(interval, "n", None)
+    return float(low), float(high), n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def measurements_of(result: Any) -> tuple[Measurement, ...]:
@@ -81,4 +126,4 @@ def _generic(result: Any) -> tuple[Measurement, ...]:
     return tuple(Measurement(k.path, k.current, primary=i == 0) for i, k in enumerate(numbers))  # type: ignore[arg-type]
 
 
-__all__ = ["measurements_of", "summarize_result"]
+__all__ = ["interval_of", "measurements_of", "summarize_result", "verdict_of"]

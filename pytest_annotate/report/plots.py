@@ -6,7 +6,8 @@
 * :func:`sweep_bars`: the drop in the answer's score when each component is ablated;
 * :func:`necessity_bars`: a necessity claim: the component's drop next to its controls', with the
   claim's thresholds;
-* :func:`trajectory_plot`: findings' key numbers across checkpoints, with their claims' bounds.
+* :func:`trajectory_plot`: findings' key numbers across checkpoints, with their claims' bounds and,
+  for claims over families, the interval each verdict rests on.
 
 :func:`plots_for_results` picks the figures for a run's recorded results. Figures are built on
 ``matplotlib.figure.Figure`` directly, so nothing here touches pyplot's global state or the
@@ -25,7 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pytest_annotate.report.trajectory import MAX_TRAJECTORIES, Trajectory
+from pytest_annotate.report.trajectory import (
+    MAX_TRAJECTORIES,
+    Trajectory,
+    TrajectoryPoint,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +42,8 @@ MAX_ANNOTATED_CELLS = 160
 #: heatmaps of different checkpoints compare by eye.
 ATTENTION_ROLES = frozenset({"induction", "previous_token", "duplicate_token", "mover_attention"})
 HURTS, HELPS, CONTROL, CLAIMED = "#c0392b", "#2e86c1", "#95a5a6", "#d35400"
+#: Trajectory points by verdict: holds, inconclusive (hollow), fails (a cross); no bound (hollow).
+HOLDS, UNSURE, LINE = "#27ae60", "#e6a100", "#34495e"
 
 
 @dataclass(frozen=True)
@@ -250,7 +257,9 @@ def trajectory_plot(trajectories: Sequence[Trajectory], *, by_step: bool = True,
                     baseline_step: int | None = None) -> Plot:
     """Each finding's key number across runs (one panel each), its claim's bound dashed.
 
-    Filled dots: the bound holds at that run; red crosses: it fails; hollow: no bound.
+    Filled green dots: the claim holds at that run; hollow amber circles: inconclusive; red crosses:
+    it fails; hollow grey: no bound. A claim over a family also draws the interval its verdict rests
+    on: an error bar at each run, and a shaded band joining them.
     """
     shown = list(trajectories[:MAX_TRAJECTORIES])
     n = len(shown)
@@ -263,19 +272,15 @@ def trajectory_plot(trajectories: Sequence[Trajectory], *, by_step: bool = True,
     for ax, t in zip(axes.flat, shown, strict=False):
         xs = [p.x for p in t.points]
         ys = [p.value for p in t.points]
-        ax.plot(xs, ys, color="#34495e", linewidth=1.2, zorder=1)
+        banded = _interval_band(ax, t)
+        ax.plot(xs, ys, color=LINE, linewidth=1.2, zorder=1)
         for p in t.points:
-            if p.holds is None:
-                ax.scatter([p.x], [p.value], s=30, facecolors="white", edgecolors="#34495e", zorder=2)
-            elif p.holds:
-                ax.scatter([p.x], [p.value], s=30, color="#27ae60", zorder=2)
-            else:
-                ax.scatter([p.x], [p.value], s=40, color=HURTS, marker="x", zorder=2)
+            _trajectory_marker(ax, p)
         if t.threshold is not None:
             ax.axhline(t.threshold, color="black", linestyle="--", linewidth=1, label=f"claim {t.bound}")
         if baseline_step is not None and by_step:
             ax.axvline(baseline_step, color="#7f8c8d", linestyle=":", linewidth=1, label="baseline")
-        if t.threshold is not None or (baseline_step is not None and by_step):
+        if banded or t.threshold is not None or (baseline_step is not None and by_step):
             ax.legend(fontsize=7, loc="best")
         if not by_step:
             ax.set_xticks(xs, [p.label for p in t.points], rotation=30, fontsize=7, ha="right")
@@ -285,9 +290,47 @@ def trajectory_plot(trajectories: Sequence[Trajectory], *, by_step: bool = True,
         unit = f" ({t.unit})" if t.unit else ""
         ax.set_title("\n".join(textwrap.wrap(f"{t.name}{unit}", 44)[:2]) + f"\n{_short(t.test_name, 48)}", fontsize=8)
     more = f" (first {MAX_TRAJECTORIES} of {len(trajectories)}; the table lists all)" if len(trajectories) > n else ""
-    caption = ("Each finding's key number across runs" + more + ". Green dots: the claim holds at that run; red "
-               "crosses: it fails; hollow: no bound claimed. Dashed: the claim's bound.")
+    intervals = any(t.has_intervals for t in shown)
+    caption = "Each finding's key number across runs" + more + ". "
+    if intervals:
+        caption += ("Claims over families show the interval their verdict rests on: a bar at each run, a shaded "
+                    "band across runs (the table gives value [low, high] verdict (items)). ")
+    caption += "Green dots: the claim holds at that run; "
+    if intervals:
+        caption += "hollow amber circles: inconclusive (the interval straddles the bound); "
+    caption += "red crosses: it fails; hollow grey: no bound claimed. Dashed: the claim's bound."
     return Plot("findings across checkpoints", caption, _png(fig), "trajectory")
+
+
+def _interval_band(ax: Any, t: Trajectory) -> bool:
+    """A family claim's intervals: a shaded band through the runs that have one, and a bar at each
+    (``False``: no run has one, nothing drawn)."""
+    with_interval = [p for p in t.points if p.interval is not None]
+    if not with_interval:
+        return False
+    xs = [p.x for p in with_interval]
+    lows = [p.interval[0] for p in with_interval]  # type: ignore[index]
+    highs = [p.interval[1] for p in with_interval]  # type: ignore[index]
+    if len(with_interval) > 1:
+        ax.fill_between(xs, lows, highs, color=LINE, alpha=0.12, linewidth=0, zorder=0, label="interval")
+    for i, (p, low, high) in enumerate(zip(with_interval, lows, highs, strict=True)):
+        color = {"holds": HOLDS, "inconclusive": UNSURE, "fails": HURTS}.get(p.status or "", LINE)
+        label = "interval" if i == 0 and len(with_interval) == 1 else "_nolegend_"
+        ax.errorbar([p.x], [p.value], yerr=[[max(p.value - low, 0.0)], [max(high - p.value, 0.0)]], fmt="none",
+                    ecolor=color, elinewidth=1.4, capsize=3, zorder=1.5, label=label)
+    return True
+
+
+def _trajectory_marker(ax: Any, p: TrajectoryPoint) -> None:
+    status = p.status
+    if status is None:
+        ax.scatter([p.x], [p.value], s=30, facecolors="white", edgecolors=LINE, zorder=2)
+    elif status == "holds":
+        ax.scatter([p.x], [p.value], s=30, color=HOLDS, zorder=2)
+    elif status == "inconclusive":
+        ax.scatter([p.x], [p.value], s=36, facecolors="white", edgecolors=UNSURE, linewidths=1.8, zorder=2)
+    else:
+        ax.scatter([p.x], [p.value], s=40, color=HURTS, marker="x", zorder=2)
 
 
 # --------------------------------------------------------------------------- dispatch

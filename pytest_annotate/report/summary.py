@@ -14,6 +14,16 @@ strings only: no tensors, no result objects, nothing that needs the model to rea
 True
 >>> finding.results[0].measurements[0].text
 'L1H0 induction score 0.635 (claim ≥ 0.8: misses by 0.165)'
+
+A claim over a family also keeps its verdict word and the interval its verdict rests on (around its
+primary number), and the number of items (fields added later: summaries written before them read back
+with ``None`` there, or with what their headline and ``interval low/high`` numbers say):
+
+>>> unsure = ResultSummary("FamilyResult", "INCONCLUSIVE  months (held-out items): the answer is top-1", False,
+...                        (Measurement("top-1 rate", 0.9, ">=", 0.8, primary=True),),
+...                        verdict="inconclusive", low=0.735, high=0.979, n=30)
+>>> unsure.interval_text
+'[0.735, 0.979] inconclusive (30)'
 """
 
 from __future__ import annotations
@@ -26,7 +36,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias, get_args
 
 from pytest_annotate.errors import AnnotateError
-from pytest_annotate.results import Measurement, Op, format_number  # noqa: F401  (re-exported: the report layer names them)
+from pytest_annotate.results import (  # noqa: F401  (re-exported: the report layer names them)
+    VERDICT_WORDS,
+    VERDICTS,
+    Measurement,
+    Op,
+    Verdict,
+    format_number,
+)
 from pytest_annotate.snapshot.drift import DriftRecord, KeyNumber
 
 #: The ``schema`` field of ``report.json``; bumped when a field changes meaning.
@@ -78,6 +95,41 @@ class ResultSummary:
     """The check's verdict; ``None`` for a measurement that makes no claim (a sweep)."""
     measurements: tuple[Measurement, ...] = ()
     report: str = ""
+    verdict: Verdict | None = None
+    """``holds``, ``inconclusive`` or ``fails`` (a claim over a family may be inconclusive); ``None`` for a
+    measurement that makes no claim."""
+    low: float | None = None
+    """The interval the verdict rests on, around the primary measurement (claims over families); ``None``
+    for a claim on one prompt."""
+    high: float | None = None
+    n: int | None = None
+    """How many items the interval rests on."""
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)``, or ``None`` without an interval."""
+        return None if self.low is None or self.high is None else (self.low, self.high)
+
+    @property
+    def interval_text(self) -> str:
+        """``[0.735, 0.979] inconclusive (30)``; ``""`` without an interval."""
+        if self.interval is None:
+            return ""
+        return interval_text(self.low, self.high, self.verdict, self.n)
+
+
+def interval_text(low: float | None, high: float | None, verdict: str | None = None, n: int | None = None) -> str:
+    """``[0.735, 0.979] holds (30)``: an interval, the verdict resting on it and its number of items.
+
+    >>> interval_text(0.8843, 1.0, "holds", 30), interval_text(0.1, 0.5)
+    ('[0.8843, 1] holds (30)', '[0.1, 0.5]')
+    """
+    out = f"[{format_number(low)}, {format_number(high)}]"
+    if verdict:
+        out += f" {verdict}"
+    if n is not None:
+        out += f" ({n})"
+    return out
 
 
 @dataclass(frozen=True)
@@ -236,11 +288,42 @@ def first_sentence(doc: str | None) -> str:
 
 
 def _finding_from_dict(d: Mapping[str, Any]) -> Finding:
-    results = tuple(
-        ResultSummary(**{**r, "measurements": tuple(Measurement(**m) for m in r.get("measurements", ()))})
-        for r in d.get("results", ())
-    )
-    return Finding(**{**d, "results": results})
+    return Finding(**{**d, "results": tuple(_result_from_dict(r) for r in d.get("results", ()))})
+
+
+#: What a summary written before ``verdict``/``low``/``high``/``n`` holds instead: the verdict's word
+#: heads the headline, and a family claim's interval is among its numbers.
+_HEADLINE_VERDICTS = {word: verdict for verdict, word in VERDICT_WORDS.items()}
+_LEGACY_INTERVAL = {"interval low": "low", "interval high": "high", "items": "n"}
+
+
+def _result_from_dict(r: Mapping[str, Any]) -> ResultSummary:
+    measurements = tuple(Measurement(**m) for m in r.get("measurements", ()))
+    fields = {**r, "measurements": measurements}
+    if "verdict" not in r:  # an older summary: take what its headline and numbers say
+        fields.update(_legacy_fields(r.get("headline", ""), r.get("passed"), measurements))
+    if fields.get("verdict") is not None and fields["verdict"] not in VERDICTS:
+        raise ValueError(f"unknown verdict {fields['verdict']!r}; expected one of {', '.join(VERDICTS)}")
+    return ResultSummary(**fields)
+
+
+def _legacy_fields(headline: str, passed: Any, measurements: Sequence[Measurement]) -> dict[str, Any]:
+    """``verdict``, ``low``, ``high`` and ``n`` of a summary written before those fields."""
+    out: dict[str, Any] = {}
+    if isinstance(passed, bool):
+        word = headline.split(maxsplit=1)[0] if headline.strip() else ""
+        out["verdict"] = _HEADLINE_VERDICTS.get(word, "holds" if passed else "fails")
+    found = {_LEGACY_INTERVAL[m.name]: m.value for m in measurements if m.name in _LEGACY_INTERVAL}
+    low, high, n = found.get("low"), found.get("high"), found.get("n")
+    if _is_real(low) and _is_real(high):
+        out.update(low=float(low), high=float(high))  # type: ignore[arg-type]
+        if isinstance(n, int) and not isinstance(n, bool):
+            out["n"] = n
+    return out
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _drift_to_dict(record: DriftRecord) -> dict[str, Any]:
@@ -271,6 +354,7 @@ __all__ = [
     "RunSummary",
     "first_sentence",
     "format_number",
+    "interval_text",
     "load_summaries",
     "order_runs",
     "step_of",

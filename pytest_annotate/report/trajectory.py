@@ -14,6 +14,16 @@ snapshot against the same baseline. Pure functions on :class:`RunSummary` values
 >>> [t] = trajectories([run(3500, 0.90), run(900, 0.63)])
 >>> [(p.x, p.value, p.holds) for p in t.points]
 [(900.0, 0.63, False), (3500.0, 0.9, True)]
+
+A claim over a family brings the interval its verdict rests on, the verdict word and the number of items:
+
+>>> def family(step, k, low, high, verdict):
+...     m = Measurement("top-1 rate", k / 30, ">=", 0.8, primary=True)
+...     r = ResultSummary("FamilyResult", "", verdict == "holds", (m,), verdict=verdict, low=low, high=high, n=30)
+...     return RunSummary(RunInfo(f"m@step{step}", step=step), (Finding("t.py::test_months", "", "passed", results=(r,)),))
+>>> [t] = trajectories([family(900, 27, 0.7347, 0.9789, "inconclusive"), family(3500, 30, 0.8843, 1.0, "holds")])
+>>> [(p.interval, p.status, p.text) for p in t.points]
+[((0.7347, 0.9789), 'inconclusive', '0.9 [0.7347, 0.9789] inconclusive (30)'), ((0.8843, 1.0), 'holds', '1 [0.8843, 1] holds (30)')]
 """
 
 from __future__ import annotations
@@ -25,7 +35,11 @@ from pytest_annotate.report.summary import (
     Finding,
     Measurement,
     Op,
+    ResultSummary,
     RunSummary,
+    Verdict,
+    format_number,
+    interval_text,
     order_runs,
 )
 
@@ -46,6 +60,31 @@ class TrajectoryPoint:
     """Whether the value meets the claim's bound at this run (``None``: no bound)."""
     outcome: str
     """The test's outcome at this run."""
+    interval: tuple[float, float] | None = None
+    """``(low, high)``: the interval the verdict rests on (claims over families); ``None`` without one."""
+    verdict: Verdict | None = None
+    """The verdict of the result the value belongs to (``None``: no claim, or a summary that does not say)."""
+    n: int | None = None
+    """How many items the interval rests on."""
+
+    @property
+    def status(self) -> Verdict | None:
+        """How the point is drawn: a family claim's verdict (judged on this interval, so it may be
+        ``inconclusive``); else whether the value meets its bound, as ``holds``/``fails``; ``None``
+        without a bound."""
+        if self.interval is not None and self.verdict is not None:
+            return self.verdict
+        if self.holds is None:
+            return None
+        return "holds" if self.holds else "fails"
+
+    @property
+    def text(self) -> str:
+        """``0.9 [0.7347, 0.9789] inconclusive (30)``; just the value without an interval."""
+        value = format_number(self.value)
+        if self.interval is None:
+            return value
+        return f"{value} {interval_text(*self.interval, self.verdict, self.n)}"
 
 
 @dataclass(frozen=True)
@@ -73,15 +112,32 @@ class Trajectory:
         by_label = {p.label: p for p in self.points}
         return [by_label.get(label) for label in labels]
 
+    @property
+    def has_intervals(self) -> bool:
+        return any(p.interval is not None for p in self.points)
+
 
 def key_measurements(finding: Finding) -> tuple[Measurement, ...]:
     """The numbers a finding is about: its primary measurements, else its first one; one per name."""
-    every = finding.measurements
-    chosen = [m for m in every if m.primary] or list(every[:1])
-    seen: dict[str, Measurement] = {}
-    for m in chosen:
-        seen.setdefault(m.name, m)
-    return tuple(seen.values())
+    return tuple(m for m, _ in _key_pairs(finding))
+
+
+def _key_pairs(finding: Finding) -> list[tuple[Measurement, ResultSummary]]:
+    """:func:`key_measurements`, each with the result it belongs to (which holds its verdict and interval)."""
+    every = [(m, r) for r in finding.results for m in r.measurements]
+    chosen = [(m, r) for m, r in every if m.primary] or every[:1]
+    seen: dict[str, tuple[Measurement, ResultSummary]] = {}
+    for m, r in chosen:
+        seen.setdefault(m.name, (m, r))
+    return list(seen.values())
+
+
+def _point(x: float, label: str, m: Measurement, result: ResultSummary, outcome: str) -> TrajectoryPoint:
+    # The interval is around the result's primary number: a non-primary number (a finding without a
+    # primary one) draws none.
+    interval = result.interval if m.primary else None
+    return TrajectoryPoint(x, label, float(m.value), m.holds, outcome,  # type: ignore[arg-type]
+                           interval=interval, verdict=result.verdict, n=result.n if interval else None)
 
 
 def uses_steps(runs: Sequence[RunSummary]) -> bool:
@@ -98,12 +154,11 @@ def trajectories(runs: Sequence[RunSummary], *, min_points: int = 2) -> list[Tra
     for i, run in enumerate(ordered):
         x = float(run.info.step) if by_step else float(i)  # type: ignore[arg-type]
         for finding in run.findings:
-            for m in key_measurements(finding):
+            for m, result in _key_pairs(finding):
                 if isinstance(m.value, bool) or not isinstance(m.value, (int, float)):
                     continue
                 key = (finding.nodeid, m.name)
-                series.setdefault(key, []).append(
-                    TrajectoryPoint(x, run.info.label, float(m.value), m.holds, finding.outcome))
+                series.setdefault(key, []).append(_point(x, run.info.label, m, result, finding.outcome))
                 meta[key] = (finding, m)  # the latest run's bound and docstring win
     out = []
     for key, points in series.items():
