@@ -480,6 +480,71 @@ class Lab:
             )
         return ActivationCache({n: have[n] for n in wanted}, self.bridge)
 
+    def capture(
+        self, tokens: Int[Tensor, "batch pos"], names: Sequence[str]
+    ) -> dict[str, Float[Tensor, "batch ..."]]:
+        """Activations of a batch of equal-length rows at ``names``, in one pass that stops before the
+        unembedding (not memoized, but counted).
+
+        For reads that do not need the logits: with Gemma's 262,144-token vocabulary the unembedding
+        is most of a short prompt's forward pass. Raises :class:`PromptError` naming the hook points
+        that never fired.
+
+        >>> acts = lab.capture(torch.tensor([[2, 9, 7], [2, 4, 5]]), ["blocks.0.hook_resid_post"])  # doctest: +SKIP
+        >>> acts["blocks.0.hook_resid_post"].shape                                                   # doctest: +SKIP
+        torch.Size([2, 3, 640])
+        """
+        from transformer_lens.model_bridge.exceptions import StopAtLayerException
+
+        captured: dict[str, Tensor] = {}
+
+        def keeper(name: str) -> Callable[..., None]:
+            # keyed by the name asked for: an alias's HookPoint may carry its canonical name
+            def keep(tensor: Tensor, hook: Any) -> None:
+                captured[name] = tensor.detach().clone()
+
+            return keep
+
+        def stop(tensor: Tensor, hook: Any) -> None:
+            # the exception TransformerLens's own run_with_hooks(stop_at_layer=...) raises and catches
+            raise StopAtLayerException(tensor)
+
+        hooks = [(n, keeper(n)) for n in dict.fromkeys(names)] + [("unembed.hook_in", stop)]
+        self._note_prompts(tokens)
+        with self.stats.timed(tokens.shape, kind="no_unembed"), torch.inference_mode():
+            self.bridge.run_with_hooks(tokens.to(self.device), fwd_hooks=hooks)
+        silent = [n for n in names if n not in captured]
+        if silent:
+            raise PromptError(f"hook point(s) {silent} exist on {self.model_id} but never fired before the unembedding")
+        return captured
+
+    def mean_activations(
+        self, rows: Sequence[Sequence[int]], names: Sequence[str], *, chunk: int = 16
+    ) -> dict[str, Float[Tensor, "pos ..."]]:
+        """The mean over ``rows`` (equal-length token ids) of the activations at ``names``, in float64.
+
+        What a mean ablation writes. The rows run batched, ``chunk`` at a time, each pass stopped
+        before the unembedding (:meth:`capture`); the means are memoized by rows and names, so
+        ablations of different components over the same reference set share one read of it.
+        """
+        ref = tuple(tuple(int(t) for t in r) for r in rows)
+        if not ref or len({len(r) for r in ref}) != 1:
+            raise PromptError(f"mean_activations needs one or more rows of equal length, not lengths {[len(r) for r in ref]}")
+        key = ("mean_activations", ref, tuple(sorted(set(names))))
+        self.stats.requested += 1
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        sums: dict[str, Tensor] = {}
+        for i in range(0, len(ref), chunk):
+            acts = self.capture(torch.tensor(ref[i : i + chunk], device=self.device), names)
+            for n, a in acts.items():
+                part = a.double().sum(0)
+                sums[n] = part if n not in sums else sums[n] + part
+        means = {n: v / len(ref) for n, v in sums.items()}
+        self._memo.put(key, means)
+        return means
+
     @property
     def prompts(self) -> list[tuple[int, ...]]:
         """Every distinct token sequence this Lab has run (with or without hooks), in first-run order.

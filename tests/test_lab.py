@@ -112,3 +112,28 @@ def test_a_run_over_a_quarter_of_the_budget_is_not_kept(tiny_gpt2) -> None:
     lab.run([1, 2, 3])
     assert [p.repeat for p in lab.stats.passes] == [False, False, True]
     assert lab.stats.requested == 4
+
+
+def test_mean_activations_equal_the_mean_of_single_prompt_caches_and_are_read_once(lab: Lab) -> None:
+    """The batched, chunked read a mean ablation uses agrees with one cache per prompt, stops before the
+    unembedding, and is memoized: a second ask (any component of the same reference set) runs nothing."""
+    rows = [lab.tokens(f"{i} {i + 1} {i + 2}").tolist() for i in range(1, 6)]
+    assert len({len(r) for r in rows}) == 1
+    names = ["blocks.0.hook_resid_post", "blocks.1.attn.hook_z"]
+    before = lab.stats.executed
+    means = lab.mean_activations(rows, names, chunk=2)
+    assert lab.stats.executed - before == 3  # 5 rows, 2 a pass
+    assert {p.kind for p in lab.stats.passes[-3:]} == {"no_unembed"}
+    for n in names:
+        single = torch.stack([lab.cache(r, names=[n])[n][0].double() for r in rows]).mean(0)
+        torch.testing.assert_close(means[n], single, atol=1e-5, rtol=0)
+        assert means[n].dtype == torch.float64
+    after = lab.stats.executed
+    assert lab.mean_activations(rows, list(reversed(names)))["blocks.0.hook_resid_post"] is means[
+        "blocks.0.hook_resid_post"]
+    assert lab.stats.executed == after
+
+
+def test_mean_activations_of_rows_of_unequal_length_is_a_clear_error(lab: Lab) -> None:
+    with pytest.raises(PromptError, match="equal length"):
+        lab.mean_activations([[1, 2, 3], [1, 2]], ["blocks.0.hook_resid_post"])

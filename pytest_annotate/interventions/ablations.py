@@ -78,9 +78,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import weakref
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Union, get_args
 
@@ -667,11 +666,25 @@ def _unchanged_hint(edit: Edit) -> str:
     return f"{edit.component}'s output is already zero on this prompt: it contributes nothing to ablate."
 
 
+@dataclass(frozen=True)
+class _ReferenceReads:
+    """What the mean and resample edits of a batch read from their reference prompts: per reference set,
+    its mean activation at every ablatable hook point; per drawn prompt, its clean cache."""
+
+    means: dict[tuple[tuple[int, ...], ...], dict[str, Tensor]]
+    drawn: dict[tuple[int, ...], object]
+
+
 def _reference_caches(
     lab: Lab, interventions: Iterable[Intervention], run_len: int, forced: Sequence[int]
-) -> dict[tuple[int, ...], object]:
-    """The clean caches of every reference prompt these interventions draw on, read once each,
-    at the union of the hook points they need. Checks the reference prompts' lengths."""
+) -> _ReferenceReads:
+    """Read the reference prompts these interventions draw on, once each, and check their lengths.
+
+    A mean needs only the reference set's mean activation, so the set runs batched through
+    :meth:`Lab.mean_activations` (one pass per 16 prompts, stopped before the unembedding, memoized
+    for every component at once); a resample reads its one drawn prompt's cache.
+    """
+    means: dict[tuple[tuple[int, ...], ...], dict[str, Tensor]] = {}
     needed: dict[tuple[int, ...], set[str]] = defaultdict(set)
     for iv in interventions:
         edits = [e for e in iv.edits if _needs_reference(e)]
@@ -685,51 +698,42 @@ def _reference_caches(
                 f"prompt's {run_len} tokens; reference {i} has {len(r)}: {lab.to_str(r)}. Give reference prompts of "
                 f"the same shape (e.g. other sequences of as many words), and check each with lab.str_tokens(...)."
             )
-        for prompt in _drawn_prompts(iv, forced):
-            needed[prompt] |= {n for e in edits for n in e.component.hook_points}
-    return {prompt: _reference_cache(lab, prompt, sorted(names)) for prompt, names in needed.items()}
+        refs = _forced_references(iv, forced)
+        if any(e.how == "mean" for e in edits):  # type: ignore[union-attr]
+            means[refs] = lab.mean_activations(refs, _ablation_hook_names(lab))
+        resampled = [e for e in edits if e.how == "resample"]  # type: ignore[union-attr]
+        if resampled:
+            needed[_drawn_prompt(iv, refs)] |= {n for e in resampled for n in e.component.hook_points}
+    return _ReferenceReads(means, {p: _reference_cache(lab, p, sorted(names)) for p, names in needed.items()})
 
 
-def _drawn_prompts(iv: Intervention, forced: Sequence[int]) -> list[tuple[int, ...]]:
-    """The reference prompts (teacher-forced like the run) that ``iv``'s mean and resample edits read."""
-    refs = [r + tuple(forced) for r in iv.reference]
-    hows = {e.how for e in iv.edits if _needs_reference(e)}  # type: ignore[union-attr]
-    drawn = refs[random.Random(iv.seed).randrange(len(refs))]
-    return refs if "mean" in hows else [drawn]
+def _forced_references(iv: Intervention, forced: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """The reference prompts, teacher-forced like the run (the answer's tokens but the last appended)."""
+    return tuple(r + tuple(forced) for r in iv.reference)
 
 
-def _reference_values(
-    iv: Intervention, forced: Sequence[int], caches: dict[tuple[int, ...], object]
-) -> dict[Edit, Tensor]:
+def _drawn_prompt(iv: Intervention, refs: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    """The reference prompt a resample ablation draws (seeded by the intervention)."""
+    return refs[random.Random(iv.seed).randrange(len(refs))]
+
+
+def _reference_values(iv: Intervention, forced: Sequence[int], reads: _ReferenceReads) -> dict[Edit, Tensor]:
     """Per mean/resample edit: the replacement activation (float64), from the reference prompts' clean runs."""
-    refs = [r + tuple(forced) for r in iv.reference]
-    drawn = refs[random.Random(iv.seed).randrange(len(refs))] if refs else ()
+    refs = _forced_references(iv, forced)
     values: dict[Edit, Tensor] = {}
     for e in iv.edits:
         if _needs_reference(e):
-            prompts = refs if e.how == "mean" else [drawn]  # type: ignore[union-attr]
-            values[e] = torch.stack([_activation(caches[p], e.component).double() for p in prompts]).mean(0)
+            if e.how == "mean":  # type: ignore[union-attr]
+                values[e] = _component_value(reads.means[refs], e.component)
+            else:
+                cache = reads.drawn[_drawn_prompt(iv, refs)]
+                values[e] = _component_value({n: cache[n][0] for n in e.component.hook_points}, e.component)  # type: ignore[index]
     return values
 
 
-# Reference prompts whose every ablatable activation has been asked of Lab.cache. Only an
-# optimisation: values always come from Lab.cache, which recomputes whatever it no longer holds.
-_PREFETCHED: weakref.WeakKeyDictionary[Lab, set[tuple[int, ...]]] = weakref.WeakKeyDictionary()
-
-
 def _reference_cache(lab: Lab, tokens: tuple[int, ...], names: list[str]) -> object:
-    """A reference prompt's clean activations at ``names``.
-
-    The first request for a prompt asks Lab.cache for every ablatable hook point at once, so each
-    reference prompt costs one forward pass per session whichever components are ablated later
-    (Lab.cache computes only names it lacks, so asking for one name at a time would cost a pass each).
-    """
-    toks = torch.tensor(tokens, device=lab.device)
-    seen = _PREFETCHED.setdefault(lab, set())
-    if tokens not in seen:
-        lab.cache(toks, names=_ablation_hook_names(lab))
-        seen.add(tokens)
-    return lab.cache(toks, names=names)
+    """A drawn reference prompt's clean activations at ``names`` (memoized by Lab.cache)."""
+    return lab.cache(torch.tensor(tokens, device=lab.device), names=names)
 
 
 def _ablation_hook_names(lab: Lab) -> list[str]:
@@ -739,12 +743,13 @@ def _ablation_hook_names(lab: Lab) -> list[str]:
     return sorted({n for c in comps for n in c.hook_points})
 
 
-def _activation(cache: object, c: Component) -> Tensor:
-    """The component's output in one clean run, without the batch dimension."""
+def _component_value(acts: Mapping[str, Tensor], c: Component) -> Tensor:
+    """The component's output (float64) from activations without a batch dimension: a block's is its
+    residual-stream output minus its input; a head's is its slice of ``hook_z``."""
     if c.kind == "block":
         pre, post = c.hook_points
-        return cache[post][0].double() - cache[pre][0].double()  # type: ignore[index]
-    act = cache[c.hook_name][0]  # type: ignore[index]
+        return acts[post].double() - acts[pre].double()
+    act = acts[c.hook_name].double()
     return act[:, c.head] if c.kind == "head" else act
 
 
