@@ -159,6 +159,13 @@ _EXPORTS: dict[str, str] = {
     "control_test": "pytest_annotate.stats",
     "holm": "pytest_annotate.stats",
     "judge": "pytest_annotate.stats",
+    # The checks' own error rates, measured (calibration)
+    "calibrate": "pytest_annotate.calibration",
+    "Calibration": "pytest_annotate.calibration",
+    "CalibrationRow": "pytest_annotate.calibration",
+    "ClaimType": "pytest_annotate.calibration",
+    "at_the_bound": "pytest_annotate.calibration",
+    "induction_family": "pytest_annotate.calibration",
     # Hypothesis strategies
     "counting_sequences": "pytest_annotate.strategies",
     "name_swaps": "pytest_annotate.strategies",
@@ -301,6 +308,14 @@ if TYPE_CHECKING:
         Family, FamilyError, FamilyItem, from_jsonl, from_list, from_strategy, from_template, ioi, windows,
     )
     from pytest_annotate.stats import bootstrap_interval, control_test, holm, judge, paired_test, rate_interval
+    from pytest_annotate.calibration import (
+        Calibration,
+        CalibrationRow,
+        ClaimType,
+        at_the_bound,
+        calibrate,
+        induction_family,
+    )
     from pytest_annotate.strategies import (
         counting_sequences,
         name_swaps,
