@@ -339,6 +339,9 @@ def check_head_role_family(
     Clopper-Pearson is exact, so a rate over few seeds has a wide interval: with 8 seeds, top on
     all 8 gives [63.1%, 100%], so ``min_rate`` above 0.63 needs more seeds (17 for 0.8, 36 for 0.9
     when the head is top on every one); the default ``min_rate=0.5`` is what 8 seeds can establish.
+    The bootstrap is not exact: over few seeds (fewer than about 8) its interval is too narrow, so
+    give the score part at least the default 8 seeds. A seed's score already averages over its
+    ``batch`` sequences, so the seeds vary little for a formed head (±0.005 on the induction series).
     The role ``copying`` reads weights only, so a seed changes nothing: it is refused here (use
     :func:`~pytest_annotate.checks.head_roles.check_head_role`).
 
