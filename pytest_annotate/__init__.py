@@ -131,6 +131,12 @@ _EXPORTS: dict[str, str] = {
     "assert_sufficient_family": "pytest_annotate.checks.families",
     "FamilyResult": "pytest_annotate.checks.families",
     "EffectFamilyResult": "pytest_annotate.checks.families",
+    "check_head_role_family": "pytest_annotate.checks.family_roles",
+    "assert_head_role_family": "pytest_annotate.checks.family_roles",
+    "HeadRoleFamilyResult": "pytest_annotate.checks.family_roles",
+    "check_decomposition_family": "pytest_annotate.checks.family_roles",
+    "assert_decomposition_family": "pytest_annotate.checks.family_roles",
+    "DecompositionFamilyResult": "pytest_annotate.checks.family_roles",
     "check_repeat_copying": "pytest_annotate.checks.copying",
     "assert_repeat_copying": "pytest_annotate.checks.copying",
     "CopyingResult": "pytest_annotate.checks.copying",
@@ -215,6 +221,14 @@ if TYPE_CHECKING:
         check_rank_rate,
         check_sufficiency_family,
         check_top_token_rate,
+    )
+    from pytest_annotate.checks.family_roles import (
+        DecompositionFamilyResult,
+        HeadRoleFamilyResult,
+        assert_decomposition_family,
+        assert_head_role_family,
+        check_decomposition_family,
+        check_head_role_family,
     )
     from pytest_annotate.checks.head_roles import (
         HeadRoleResult,
