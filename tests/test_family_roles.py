@@ -218,7 +218,7 @@ def test_decomposition_with_an_absurd_atol_fails_and_lists_the_items(tiny_gpt2) 
         assert_decomposition_family(tiny_gpt2, MONTHS, atol=1e-12)
     r, message = excinfo.value.result, str(excinfo.value)
     assert (r.verdict, r.k) == ("fails", 0)
-    assert f"{r.n} of {r.n} items miss atol (the first 5 shown, worst first):" in message
+    assert f"{r.n} of {r.n} items miss atol on their own (the first 5 shown, worst first):" in message
     shown = [line for line in message.splitlines() if line.startswith("            '") and "x atol at" in line]
     assert len(shown) == 5
     errors = [o.worst_error for o in r.failing()]

@@ -42,7 +42,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -274,20 +274,28 @@ class FamilyResult(Result):
         if self.control is not None:
             lines.append(f"  {'control':<8}  {self.control.line(self._control_words())}")
         lines.append(f"  {'model':<8}  {self.model_id}" + (f", under {self.intervention}" if self.intervention else ""))
+        lines += self._family_lines()
+        lines += self._failing_lines("items", "the claim", lambda o: o.line(self.value_text(o)))
+        return "\n".join(lines)
+
+    def _family_lines(self) -> list[str]:
+        """The report's ``family`` block: the family's size, split and first items."""
         summary = self.family_summary.splitlines()
-        lines.append(f"  {'family':<8}  {summary[0]}")
-        lines += [f"            {s.strip()}" for s in summary[1:]]
+        return [f"  {'family':<8}  {summary[0]}", *(f"            {s.strip()}" for s in summary[1:])]
+
+    def _failing_lines(self, units: str, what: str, line: Callable[[Any], str]) -> list[str]:
+        """The report's ``failing`` block (worst first, the first few) and, unless the claim holds, what to do next."""
         bad = self.failing()
         if bad:
             shown = bad[:SHOWN_ITEMS]
             more = f" (the first {len(shown)} shown, worst first)" if len(bad) > len(shown) else ""
-            lines.append(f"  {'failing':<8}  {len(bad)} of {self.n} items miss the claim on their own{more}:")
-            lines += [f"            {o.line(self.value_text(o))}" for o in shown]
+            lines = [f"  {'failing':<8}  {len(bad)} of {self.n} {units} miss {what} on their own{more}:"]
+            lines += [f"            {line(o)}" for o in shown]
         else:
-            lines.append(f"  {'failing':<8}  none of the {self.n} items misses the claim on its own")
+            lines = [f"  {'failing':<8}  none of the {self.n} {units} misses {what} on its own"]
         if self.verdict != "holds":
             lines += hint_lines(self.next_steps())
-        return "\n".join(lines)
+        return lines
 
     def _control_words(self) -> str:
         return f"mean {self.control_label or self.label}"

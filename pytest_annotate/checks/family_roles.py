@@ -35,7 +35,6 @@ import numpy as np
 from pytest_annotate.checks.decomposition import check_decomposition
 from pytest_annotate.checks.families import (
     _SPLIT_WORDS,
-    SHOWN_ITEMS,
     FamilyResult,
     Split,
     _common,
@@ -45,7 +44,7 @@ from pytest_annotate.checks.families import (
 from pytest_annotate.checks.head_roles import _ordinal
 from pytest_annotate.families import Family
 from pytest_annotate.interventions.heads import HeadSpec, head_name, parse_head
-from pytest_annotate.results import Measurement, Verdict, asserting, hint_lines, kind
+from pytest_annotate.results import Measurement, Verdict, asserting, kind
 from pytest_annotate.scoring.decomposition import DEFAULT_TOP_K
 from pytest_annotate.scoring.head_scores import (
     ROLE_DEFINITIONS,
@@ -223,16 +222,7 @@ class HeadRoleFamilyResult(FamilyResult):
         lines.append(f"  {'role':<8}  {ROLE_DEFINITIONS.get(self.role, self.role)}")  # type: ignore[call-overload]
         best = ", ".join(f"{name} {value:.4g}" + (" <-" if name == self.head else "") for name, value in self.mean_top_heads)
         lines.append(f"  {'heads':<8}  by mean score over the seeds, of {self.n_heads_total}: {best}")
-        bad = self.failing()
-        if bad:
-            shown = bad[:SHOWN_ITEMS]
-            more = f" (the first {len(shown)} shown, worst first)" if len(bad) > len(shown) else ""
-            lines.append(f"  {'failing':<8}  {len(bad)} of {self.n} seeds miss the claim on their own{more}:")
-            lines += [f"            {o.line(self.n_heads_total)}" for o in shown]
-        else:
-            lines.append(f"  {'failing':<8}  none of the {self.n} seeds misses the claim on its own")
-        if self.verdict != "holds":
-            lines += hint_lines(self.next_steps())
+        lines += self._failing_lines("seeds", "the claim", lambda o: o.line(self.n_heads_total))
         return "\n".join(lines)
 
     def next_steps(self) -> list[str]:
@@ -504,21 +494,10 @@ class DecompositionFamilyResult(FamilyResult):
             verdict_line = str(self.judgement)
         lines = [self.headline(), f"  {'verdict':<8}  {verdict_line}"]
         lines.append(f"  {'model':<8}  {self.model_id}")
-        summary = self.family_summary.splitlines()
-        lines.append(f"  {'family':<8}  {summary[0]}")
-        lines += [f"            {s.strip()}" for s in summary[1:]]
+        lines += self._family_lines()
         worst = ", ".join(f"{name} {err:.2e}" for name, err in self.worst_errors)
         lines.append(f"  {'errors':<8}  the largest over the items, compared with atol = {self.atol:g}: {worst}")
-        bad = self.failing()
-        if bad:
-            shown = bad[:SHOWN_ITEMS]
-            more = f" (the first {len(shown)} shown, worst first)" if len(bad) > len(shown) else ""
-            lines.append(f"  {'failing':<8}  {len(bad)} of {self.n} items miss atol{more}:")
-            lines += [f"            {o.line(self.atol)}" for o in shown]
-        else:
-            lines.append(f"  {'failing':<8}  none of the {self.n} items misses atol")
-        if self.verdict != "holds":
-            lines += hint_lines(self.next_steps())
+        lines += self._failing_lines("items", "atol", lambda o: o.line(self.atol))
         return "\n".join(lines)
 
     def _items_word(self) -> str:
