@@ -358,7 +358,8 @@ def main() -> None:
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}",
         f"- machine: {_machine()}; load average at start {load_avg:.1f}",
         f"- versions: {_versions()}",
-        f"- threads: {args.threads}; command: `./venv-run python bench/run.py --threads {args.threads} --runs {args.runs}`",
+        f"- threads: {args.threads}; command: `./venv-run python bench/run.py --threads {args.threads} --runs {args.runs}"
+        f"{' --quick' if args.quick else ''}`" + ("; --quick: no cold loads, no cold suite run" if args.quick else ""),
         "- every time below is wall-clock, from the interpreter's start to its exit unless a row says otherwise", "",
         f"## (a) `pytest behaviours/` (default model), {args.runs} warm runs: process wall over the floors (target <= 1.3)", "",
         "| process wall (s) | floors (s) = import + warm load + forward floor | ratio (median, min–max) | exit |",
