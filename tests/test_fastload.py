@@ -389,6 +389,39 @@ def test_piecewise_processing_falls_back_when_a_big_tensor_depends_on_layers(tin
         scratch.close()
 
 
+@pytest.mark.parametrize("failing", [1, 2])
+def test_piecewise_processing_survives_a_full_disk(tiny_gpt2_dir: Path, tmp_path: Path, small_split: None,
+                                                   monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+    """A scratch file that cannot be written: before anything is consumed (the first one), the whole
+    dict is processed at once; after (a big tensor's), that tensor stays in memory. Same result."""
+    from transformer_lens.weight_processing import ProcessWeights
+
+    bridge = normal_bridge(tiny_gpt2_dir)
+    raw = {k: v for k, v in _raw_state(bridge).items() if k != "unembed.bias"}
+    flags = {**fastload.COMPAT_FLAGS, "adapter": bridge.adapter}
+    expected = ProcessWeights.process_weights({k: v.clone() for k, v in raw.items()}, bridge.cfg, **flags)
+    park = fastload._Scratch.park
+    parks: list[int] = []
+
+    def full(self: Any, *args: Any) -> Any:
+        parks.append(1)
+        if len(parks) >= failing:
+            raise OSError(28, "No space left on device")
+        return park(self, *args)
+
+    monkeypatch.setattr(fastload._Scratch, "park", full)
+    scratch = fastload._Scratch(tmp_path, "entry")
+    got = fastload._process_piecewise(ProcessWeights.__dict__["process_weights"].__func__,
+                                      {k: v.clone() for k, v in raw.items()}, bridge.cfg, flags, scratch,
+                                      fastload._RawPages([]), set())
+    assert len(parks) == (1 if failing == 1 else 3)
+    assert list(got) == list(expected)
+    for k in expected:
+        assert _same_tensor(got[k], expected[k]), k
+    scratch.close()
+    assert not list(tmp_path.iterdir())
+
+
 def test_lean_cold_path_gives_the_normal_bridge(tiny_gpt2_dir: Path, tiny_normal: Any, tmp_path: Path,
                                                small_split: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lean cold path gives the normal bridge, its weights mapped from the entry it wrote (as a warm

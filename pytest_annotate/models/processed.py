@@ -677,7 +677,7 @@ def _process_piecewise(real: Any, state_dict: dict[str, Any], cfg: Any, kwargs: 
         if why is None:
             parked = scratch.park({k: v for k, v in small.items() if k not in targets}, raw_storages)
     except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError, IndexError, AttributeError,
-            AssertionError, _NotCacheable) as e:
+            AssertionError, _NotCacheable, OSError) as e:
         why = f"{type(e).__name__}: {e}"
     del small
     if why is not None:
@@ -691,7 +691,8 @@ def _process_piecewise(real: Any, state_dict: dict[str, Any], cfg: Any, kwargs: 
         del alone, result
         try:
             parked[k] = scratch.park({k: tensor}, raw_storages)[k]
-        except _NotCacheable:
+        except (_NotCacheable, OSError) as e:  # e.g. the disk is full: keep it in memory
+            log.info("%s not parked in a scratch file (%s)", k, e)
             parked[k] = tensor
         del tensor
     state_dict.clear()
@@ -1046,9 +1047,14 @@ def _contiguous_strides(size: list[int]) -> list[int]:
 
 
 def _prune(cache_dir: Path) -> None:
-    """Delete entries whose source directory is gone (e.g. the dense copy of an older GGUF release).
+    """Delete entries whose source directory is gone (e.g. the dense copy of an older GGUF release),
+    and scratch files more than a day old (left by a process killed mid-write, or on Windows).
 
     Safe while another process maps the file: unlinking keeps the data until the last map closes."""
+    for leftover in cache_dir.glob(".*.scratch*"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > 86400:
+                leftover.unlink()
     for entry in cache_dir.glob("*.safetensors"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             with open(entry, "rb") as fh:
