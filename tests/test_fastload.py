@@ -455,9 +455,23 @@ def _is_mapped(t: torch.Tensor, path: Path) -> bool:
     return False
 
 
-def test_write_through_writes_and_copies_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernel_copy", ["yes", "fails midway", "absent"])
+def test_write_through_writes_and_copies_exactly(tmp_path: Path, kernel_copy: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_annotate.models.embedded import WriteThrough
 
+    if kernel_copy == "absent":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    elif kernel_copy == "fails midway":
+        real, calls = getattr(os, "copy_file_range", None), []
+
+        def flaky(*args: Any) -> int:
+            calls.append(1)
+            if real is None or len(calls) > 1:
+                raise OSError(18, "Invalid cross-device link")
+            return real(*args)
+
+        monkeypatch.setattr(os, "copy_file_range", flaky, raising=False)
     data = os.urandom(3 * WriteThrough.SLICE + 12345)
     source = tmp_path / "source"
     source.write_bytes(data)
