@@ -480,7 +480,7 @@ def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, 
     ProcessWeights.distribute_weights_to_components = staticmethod(observed)
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_draining_passes(ProcessWeights, after_pass=raw.page_out if raw else None))
+            stack.enter_context(_draining_passes(ProcessWeights, copied=raw.page_out_tensor if raw else None))
             if scratch is not None and raw is not None:
                 stack.enter_context(_split_passes(ProcessWeights, scratch, raw, recorder.raw_storages))
             bridge.enable_compatibility_mode(disable_warnings=True, **COMPAT_FLAGS)
@@ -526,17 +526,23 @@ class _Draining(dict):  # type: ignore[type-arg]
     A pass that begins ``{k: v.clone() for k, v in state_dict.items()}`` then frees each input
     tensor as soon as its copy exists (when nothing else holds it), instead of holding the whole
     input dict until it returns. Same keys, order, values and clones: only the moment the inputs
-    are freed changes."""
+    are freed changes. ``copied(value)``, if given, is called with each value once the pass has
+    moved on from it (copied it)."""
+
+    copied: Any = None
 
     def items(self) -> Any:
         for key in list(self):
-            yield key, self.pop(key)
+            value = self.pop(key)
+            yield key, value
+            if self.copied is not None:
+                self.copied(value)
 
 
 @contextlib.contextmanager
-def _draining_passes(ProcessWeights: Any, after_pass: Any = None) -> Any:
+def _draining_passes(ProcessWeights: Any, copied: Any = None) -> Any:
     """Within the block, the three cloning passes of ``ProcessWeights.process_weights`` free their
-    input as they copy it (:class:`_Draining`), and ``after_pass()`` is called after each.
+    input as they copy it (:class:`_Draining`), calling ``copied(tensor)`` for each input copied.
 
     Without this, each pass holds its input and its full copy at once, on top of the raw weights:
     Gemma 3 270M peaks at ~6.4 GB for ~1.7 GB of processed weights. ``process_weights`` never
@@ -557,11 +563,9 @@ def _draining_passes(ProcessWeights: Any, after_pass: Any = None) -> Any:
                     or sys._getframe(1).f_code is not caller):
                 return real(state_dict, *args, **kwargs)
             handed = _Draining(state_dict)
+            handed.copied = copied
             state_dict.clear()
-            result = real(handed, *args, **kwargs)
-            if after_pass is not None:
-                after_pass()
-            return result
+            return real(handed, *args, **kwargs)
         return call
 
     for name, method in originals.items():
@@ -664,11 +668,6 @@ def _process_piecewise(real: Any, state_dict: dict[str, Any], cfg: Any, kwargs: 
         return real(state_dict, cfg, **kwargs)
     raw.page_out()  # the untied copy of the unembedding has just read the whole raw embedding
     stand = {k: _stand_in(state_dict[k], vocab) for k in big}
-    for k in big:
-        # A big input in memory (the untied copy of the unembedding) waits on disk until its piece.
-        if not raw.maps(state_dict[k]):
-            with contextlib.suppress(_NotCacheable, OSError):
-                state_dict[k] = scratch.park({k: state_dict[k]}, raw_storages)[k]
 
     def standing_in(k: str) -> Any:
         return stand[k] if k in stand else state_dict[k]
@@ -810,7 +809,8 @@ class _RawPages:
     files copy-on-write), and a way to hand their pages back to the OS.
 
     Once a pass has copied the raw weights, the pages it read still count in the process's memory
-    until the raw weights are replaced, after processing. ``page_out`` asks Linux to reclaim them
+    until the raw weights are replaced, after processing. ``page_out`` (every map) and
+    ``page_out_tensor`` (the pages under one tensor, once a pass has copied it) ask Linux to reclaim them
     (``madvise(MADV_PAGEOUT)``): clean file pages are dropped and read again from the file if
     touched; pages written to (private copies) stay, or go to swap: no data can be lost. Elsewhere
     it does nothing."""
@@ -822,6 +822,7 @@ class _RawPages:
         self.madvise: Any = None
         if not sys.platform.startswith("linux"):
             return
+        self.page = os.sysconf("SC_PAGE_SIZE")
         ptrs = sorted({t.untyped_storage().data_ptr() for t in tensors
                        if t.device.type == "cpu" and t.untyped_storage().nbytes() > 0})
         try:
@@ -854,6 +855,21 @@ class _RawPages:
         if self.madvise is None:
             return
         for lo, hi in self.ranges:
+            self.madvise(lo, hi - lo, self.MADV_PAGEOUT)
+
+    def page_out_tensor(self, t: Any) -> None:
+        """Page out the whole pages under ``t``, if it lies in one of the maps."""
+        import torch
+
+        if self.madvise is None or type(t) is not torch.Tensor or t.device.type != "cpu":
+            return
+        storage = t.untyped_storage()
+        ptr, n = storage.data_ptr(), storage.nbytes()
+        if n < (1 << 20) or not any(lo <= ptr < hi for lo, hi in self.ranges):
+            return
+        page = self.page
+        lo, hi = -(-ptr // page) * page, (ptr + n) // page * page
+        if hi > lo:
             self.madvise(lo, hi - lo, self.MADV_PAGEOUT)
 
 
