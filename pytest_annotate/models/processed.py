@@ -237,9 +237,20 @@ def load_tokenizer(source: str | os.PathLike[str], **kwargs: Any) -> Any:
 
     A tokenizer without a BOS token is loaded as asked (``get_tokenizer_with_bos`` leaves those
     alone), and so is one that ``add_bos_token=True`` cannot build.
+
+    For a folder whose ``tokenizer_config.json`` has no ``added_tokens_decoder`` (what
+    ``save_pretrained`` writes, so every dense copy), transformers parses the whole
+    ``tokenizer.json`` once only to read its ``added_tokens`` list, then again for the vocabulary:
+    for Gemma's 33 MB file the first parse is ~1 CPU s. That list is handed over instead
+    (:func:`_added_tokens_decoder`, a parse of its 1.2 MB), which takes transformers' branch for a
+    config that has it, building the same tokens in the same order.
     """
     from transformers import AutoTokenizer
 
+    if "added_tokens_decoder" not in kwargs and "subfolder" not in kwargs:
+        added = _added_tokens_decoder(source)
+        if added is not None:
+            kwargs = {**kwargs, "added_tokens_decoder": added}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, add_bos_token=True, **kwargs)
     except ValueError:
@@ -247,6 +258,53 @@ def load_tokenizer(source: str | os.PathLike[str], **kwargs: Any) -> Any:
     if tokenizer is None or tokenizer.bos_token is None:
         return AutoTokenizer.from_pretrained(source, **kwargs)
     return tokenizer
+
+
+def _added_tokens_decoder(source: str | os.PathLike[str]) -> dict[int, Any] | None:
+    """``{id: AddedToken}`` from the ``added_tokens`` list of ``source``'s ``tokenizer.json``, as
+    transformers' loader builds it when the folder has no other record of its added tokens (a
+    ``tokenizers`` backend, no ``added_tokens_decoder`` in ``tokenizer_config.json``, no
+    ``special_tokens_map.json`` or ``added_tokens.json``); None otherwise, or if the list is not a
+    top-level member of the file that parses as expected."""
+    folder = Path(source)
+    try:
+        if not (folder / "tokenizer.json").is_file() or any(
+                (folder / name).exists() for name in ("special_tokens_map.json", "added_tokens.json")):
+            return None
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if not isinstance(config, dict) or config.get("backend") != "tokenizers" or "added_tokens_decoder" in config:
+            return None
+        size = 4 << 20
+        with open(folder / "tokenizer.json", "rb") as fh:
+            head = fh.read(size)
+            found = re.search(rb'"added_tokens"\s*:\s*', head)
+            if found is None or found.start() > 1 << 16:
+                return None
+            # Top level: what precedes the key closes into a JSON object.
+            before = head[:found.start()].rstrip().removesuffix(b",")
+            if not isinstance(json.loads(before + b"}"), dict):
+                return None
+            while True:
+                try:
+                    tokens, _ = json.JSONDecoder().raw_decode(head[found.end():].decode("utf-8", "replace"))
+                    break
+                except json.JSONDecodeError:
+                    more = fh.read(size)
+                    if not more:
+                        return None
+                    head += more
+                    size *= 2
+    except (OSError, ValueError):
+        return None
+    from transformers.tokenization_utils_base import AddedToken
+
+    if not isinstance(tokens, list) or not all(
+            isinstance(t, dict) and type(t.get("id")) is int and isinstance(t.get("content"), str) for t in tokens):
+        return None
+    try:
+        return {t["id"]: AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in tokens}
+    except TypeError:
+        return None
 
 
 # --------------------------------------------------------------------------- what may use the cache
