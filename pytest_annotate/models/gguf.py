@@ -636,9 +636,11 @@ def _write_safetensors(gguf: GGUFFile, plan: list[_Planned], path: Path, report:
         offset += p.nbytes
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     blob += b" " * (-len(blob) % 8)
+    from pytest_annotate.models.embedded import WriteThrough
+
     slab = np.empty(_SLAB_BYTES // 4, np.float32)
     done = 0
-    with open(path, "wb") as fh:
+    with WriteThrough(path) as fh:
         fh.write(len(blob).to_bytes(8, "little"))
         fh.write(blob)
         for p in plan:

@@ -25,7 +25,18 @@ and writes the tensors before anything downstream can modify them). While it run
 passes that begin by cloning the whole dict are handed one that gives up each entry as it is
 cloned (:func:`_draining_passes`), so each input tensor is freed once its copy exists rather than
 when the pass returns: the same arithmetic on the same tensors, with Gemma 3 270M's cold peak RSS at
-~4.2 GB instead of ~6.4 GB. A **warm** load reads the
+~4.2 GB instead of ~6.4 GB.
+
+On the CPU with memory-mapped entries (the default) the cold load is *lean*, which brings that peak
+to ~2.3 GB and the cold load's CPU time down by half: ``ProcessWeights.process_weights`` is computed
+piecewise by TransformerLens's own code (:func:`_process_piecewise`: the vocabulary-sized tensors one
+at a time, everything else around stand-ins of them, after checks that the pieces give the whole
+run's result), each piece parked in a scratch file as soon as it is computed; the raw weights'
+mapped pages are handed back to the OS once copied (:class:`_RawPages`); the entry is written from
+the scratch files, and the bridge is given the entry as written, mapped, as on a warm load. Every
+file is written through the page cache (:class:`~pytest_annotate.models.embedded.WriteThrough`).
+
+A **warm** load reads the
 dict back -- same values, dtypes, shapes, strides, storage sharing, 64-byte alignment -- runs the
 same distribution, MoE fold and post-processing calls, then
 ``enable_compatibility_mode(no_processing=True)`` for the flags and hooks. The tests
@@ -71,6 +82,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -78,7 +90,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_annotate.models.embedded import lock_file
+from pytest_annotate.models.embedded import WriteThrough, lock_file
 
 if TYPE_CHECKING:
     import torch
@@ -176,6 +188,7 @@ def boot(
     (as transformers maps the raw weights) instead of reading them into fresh memory; pages are
     read on first use, so weights a session never touches (most embedding rows) cost no RAM.
     """
+    import torch
     from transformer_lens.model_bridge import TransformerBridge
 
     t0 = time.perf_counter()
@@ -202,7 +215,8 @@ def boot(
         with lock_file(Path(cache_dir) / f".{slot}.lock"):
             state = _read_entry(path, key, device, mmap)  # another worker may have written it meanwhile
             if state is None:
-                status = _process_and_record(bridge, path, key, str(Path(source_dir).resolve()))
+                lean = mmap and torch.device(device).type == "cpu"
+                status = _process_and_record(bridge, path, key, str(Path(source_dir).resolve()), lean=lean)
                 return BootResult(bridge, status, t1 - t0, time.perf_counter() - t1, path)
     install_processed(bridge, state)
     return BootResult(bridge, "hit", t1 - t0, time.perf_counter() - t1, path)
@@ -223,9 +237,20 @@ def load_tokenizer(source: str | os.PathLike[str], **kwargs: Any) -> Any:
 
     A tokenizer without a BOS token is loaded as asked (``get_tokenizer_with_bos`` leaves those
     alone), and so is one that ``add_bos_token=True`` cannot build.
+
+    For a folder whose ``tokenizer_config.json`` has no ``added_tokens_decoder`` (what
+    ``save_pretrained`` writes, so every dense copy), transformers parses the whole
+    ``tokenizer.json`` once only to read its ``added_tokens`` list, then again for the vocabulary:
+    for Gemma's 33 MB file the first parse is ~1 CPU s. That list is handed over instead
+    (:func:`_added_tokens_decoder`, a parse of its 1.2 MB), which takes transformers' branch for a
+    config that has it, building the same tokens in the same order.
     """
     from transformers import AutoTokenizer
 
+    if "added_tokens_decoder" not in kwargs and "subfolder" not in kwargs:
+        added = _added_tokens_decoder(source)
+        if added is not None:
+            kwargs = {**kwargs, "added_tokens_decoder": added}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, add_bos_token=True, **kwargs)
     except ValueError:
@@ -233,6 +258,53 @@ def load_tokenizer(source: str | os.PathLike[str], **kwargs: Any) -> Any:
     if tokenizer is None or tokenizer.bos_token is None:
         return AutoTokenizer.from_pretrained(source, **kwargs)
     return tokenizer
+
+
+def _added_tokens_decoder(source: str | os.PathLike[str]) -> dict[int, Any] | None:
+    """``{id: AddedToken}`` from the ``added_tokens`` list of ``source``'s ``tokenizer.json``, as
+    transformers' loader builds it when the folder has no other record of its added tokens (a
+    ``tokenizers`` backend, no ``added_tokens_decoder`` in ``tokenizer_config.json``, no
+    ``special_tokens_map.json`` or ``added_tokens.json``); None otherwise, or if the list is not a
+    top-level member of the file that parses as expected."""
+    folder = Path(source)
+    try:
+        if not (folder / "tokenizer.json").is_file() or any(
+                (folder / name).exists() for name in ("special_tokens_map.json", "added_tokens.json")):
+            return None
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        if not isinstance(config, dict) or config.get("backend") != "tokenizers" or "added_tokens_decoder" in config:
+            return None
+        size = 4 << 20
+        with open(folder / "tokenizer.json", "rb") as fh:
+            head = fh.read(size)
+            found = re.search(rb'"added_tokens"\s*:\s*', head)
+            if found is None or found.start() > 1 << 16:
+                return None
+            # Top level: what precedes the key closes into a JSON object.
+            before = head[:found.start()].rstrip().removesuffix(b",")
+            if not isinstance(json.loads(before + b"}"), dict):
+                return None
+            while True:
+                try:
+                    tokens, _ = json.JSONDecoder().raw_decode(head[found.end():].decode("utf-8", "replace"))
+                    break
+                except json.JSONDecodeError:
+                    more = fh.read(size)
+                    if not more:
+                        return None
+                    head += more
+                    size *= 2
+    except (OSError, ValueError):
+        return None
+    from transformers.tokenization_utils_base import AddedToken
+
+    if not isinstance(tokens, list) or not all(
+            isinstance(t, dict) and type(t.get("id")) is int and isinstance(t.get("content"), str) for t in tokens):
+        return None
+    try:
+        return {t["id"]: AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in tokens}
+    except TypeError:
+        return None
 
 
 # --------------------------------------------------------------------------- what may use the cache
@@ -379,11 +451,14 @@ def _version(dist: str) -> str:
 class _Recorder:
     """Observes the top-level ``distribute_weights_to_components`` call of this thread."""
 
-    def __init__(self, bridge: TransformerBridge, path: Path, key: str, source: str) -> None:
+    def __init__(self, bridge: TransformerBridge, path: Path, key: str, source: str, remap: bool = False,
+                 sources: dict[int, tuple[int, int, int]] | None = None) -> None:
         self.bridge = bridge
         self.source = source
         self.path = path
         self.key = key
+        self.remap = remap
+        self.sources = sources
         self.thread = threading.get_ident()
         self.depth = 0
         self.calls = 0
@@ -407,21 +482,33 @@ class _Recorder:
             return
         # Write now, before distribution: nothing downstream can have modified the tensors yet.
         try:
-            self.tmp = _write_entry(self.path, state_dict, self.key, self.raw_storages, self.source)
+            self.tmp = _write_entry(self.path, state_dict, self.key, self.raw_storages, self.source, self.sources)
         except _NotCacheable as e:
             self.error = str(e)
         except OSError as e:
             self.error = f"could not write {self.path}: {e}"
         except Exception as e:  # never let the cache break a load: the normal path goes on
             self.error = f"could not record the processed weights: {type(e).__name__}: {e}"
+        if self.remap and self.tmp is not None:
+            # Distribute the entry just written, mapped as a warm load maps it: the same values,
+            # layouts and sharing (what the entry format guarantees), and the processed tensors in
+            # memory so far are freed. The bridge ends up as a warm load leaves it.
+            mapped = _read_entry(self.tmp, self.key, "cpu", mmap=True)
+            if mapped is not None and list(mapped) == list(state_dict):
+                state_dict.update(mapped)
 
 
-def _process_and_record(bridge: TransformerBridge, path: Path, key: str, source: str) -> str:
-    """Run TransformerLens's own compatibility-mode processing and file its processed weights."""
+def _process_and_record(bridge: TransformerBridge, path: Path, key: str, source: str, *,
+                        lean: bool = False) -> str:
+    """Run TransformerLens's own compatibility-mode processing and file its processed weights.
+
+    ``lean`` (a CPU bridge whose cache entries are memory-mapped): process the vocabulary-sized
+    tensors one at a time (:func:`_split_passes`), hand the raw weights' pages back to the OS once
+    copied (:class:`_RawPages`), and distribute the entry as written, mapped (see the module docstring)."""
     from transformer_lens.weight_processing import ProcessWeights
 
     with _OBSERVING:
-        status = _process_and_record_locked(bridge, path, key, source, ProcessWeights)
+        status = _process_and_record_locked(bridge, path, key, source, ProcessWeights, lean)
     if status == "written":
         _prune(path.parent)
     return status
@@ -432,8 +519,10 @@ _OBSERVING = threading.Lock()
 
 
 def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, source: str,
-                               ProcessWeights: Any) -> str:
-    recorder = _Recorder(bridge, path, key, source)
+                               ProcessWeights: Any, lean: bool = False) -> str:
+    scratch = _Scratch(path.parent, path.stem) if lean else None
+    recorder = _Recorder(bridge, path, key, source, remap=lean,
+                         sources=scratch.sources if scratch is not None else None)
     original = ProcessWeights.__dict__["distribute_weights_to_components"]
     real = original.__func__
 
@@ -445,15 +534,22 @@ def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, 
         finally:
             recorder.depth -= 1
 
+    raw = _RawPages(_raw_tensors(bridge)) if lean else None
     ProcessWeights.distribute_weights_to_components = staticmethod(observed)
     try:
-        with _draining_passes(ProcessWeights):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_draining_passes(ProcessWeights, copied=raw.page_out_tensor if raw else None))
+            if scratch is not None and raw is not None:
+                stack.enter_context(_split_passes(ProcessWeights, scratch, raw, recorder.raw_storages))
             bridge.enable_compatibility_mode(disable_warnings=True, **COMPAT_FLAGS)
     except BaseException:
         _unlink(recorder.tmp)
         raise
     finally:
         ProcessWeights.distribute_weights_to_components = original
+        if scratch is not None:
+            scratch.close()
+            _trim_heap()
     if recorder.calls == 0 and recorder.error is None:
         recorder.error = "process_weights did not distribute any weights"
     if recorder.error is not None or recorder.tmp is None:
@@ -469,23 +565,42 @@ def _process_and_record_locked(bridge: TransformerBridge, path: Path, key: str, 
     return "written"
 
 
+def _trim_heap() -> None:
+    """Return the memory freed by the lean cold path to the OS (glibc keeps freed blocks under its
+    mmap threshold, up to 32 MB each, in its heap: the per-layer results, once parked, would still
+    count in the process's memory -- 0.4 GB for Gemma 3 270M -- under the next piece and beside
+    the mapped entry). Elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 class _Draining(dict):  # type: ignore[type-arg]
     """A state dict that hands over each entry as it is read by ``items()``.
 
     A pass that begins ``{k: v.clone() for k, v in state_dict.items()}`` then frees each input
     tensor as soon as its copy exists (when nothing else holds it), instead of holding the whole
     input dict until it returns. Same keys, order, values and clones: only the moment the inputs
-    are freed changes."""
+    are freed changes. ``copied(value)``, if given, is called with each value once the pass has
+    moved on from it (copied it)."""
+
+    copied: Any = None
 
     def items(self) -> Any:
         for key in list(self):
-            yield key, self.pop(key)
+            value = self.pop(key)
+            yield key, value
+            if self.copied is not None:
+                self.copied(value)
 
 
 @contextlib.contextmanager
-def _draining_passes(ProcessWeights: Any) -> Any:
+def _draining_passes(ProcessWeights: Any, copied: Any = None) -> Any:
     """Within the block, the three cloning passes of ``ProcessWeights.process_weights`` free their
-    input as they copy it (:class:`_Draining`).
+    input as they copy it (:class:`_Draining`), calling ``copied(tensor)`` for each input copied.
 
     Without this, each pass holds its input and its full copy at once, on top of the raw weights:
     Gemma 3 270M peaks at ~6.4 GB for ~1.7 GB of processed weights. ``process_weights`` never
@@ -495,7 +610,7 @@ def _draining_passes(ProcessWeights: Any) -> Any:
     if source_hashes(DRAINED_SOURCES) != DRAINED_SOURCES:
         yield
         return
-    caller = ProcessWeights.process_weights.__code__
+    caller = ProcessWeights.__dict__["process_weights"].__func__.__code__
     thread = threading.get_ident()
     originals = {name: ProcessWeights.__dict__[name] for name in ("fold_layer_norm", "center_unembed",
                                                                   "fold_value_biases")}
@@ -506,6 +621,7 @@ def _draining_passes(ProcessWeights: Any) -> Any:
                     or sys._getframe(1).f_code is not caller):
                 return real(state_dict, *args, **kwargs)
             handed = _Draining(state_dict)
+            handed.copied = copied
             state_dict.clear()
             return real(handed, *args, **kwargs)
         return call
@@ -519,12 +635,312 @@ def _draining_passes(ProcessWeights: Any) -> Any:
             setattr(ProcessWeights, name, method)
 
 
+# --------------------------------------------------------------------------- the lean cold path
+
+SPLIT_SOURCES: dict[str, str] = {"weight_processing.py": "9e7800a455e6e113"}
+"""sha256[:16] of the TransformerLens file whose passes :func:`_split_passes` runs piecewise.
+
+Verified against transformer-lens 4.3.0 (``tests/test_fastload.py`` checks, for both embedded
+models, that the piecewise result is the whole one bit for bit). If it changes, the cold path
+processes the whole state dict at once (more memory, same result) until it is re-verified."""
+
+_SPLIT_BYTES = 32 << 20
+"""A tensor at least this big with a vocabulary-sized dimension is processed on its own."""
+
+_STAND_IN_ROWS = 1024
+"""How many vocabulary rows of a big tensor stand in for it while the rest is processed."""
+
+_PER_LAYER = re.compile(r"\.\d+\.")
+"""A state-dict key of one layer (``blocks.3.attn.q.weight``); the others are global."""
+
+
+def _split_hash() -> str:
+    import transformer_lens
+
+    path = Path(transformer_lens.__file__).parent / "weight_processing.py"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def _split_passes(ProcessWeights: Any, scratch: _Scratch, raw: _RawPages, raw_storages: set[int]) -> Any:
+    """Within the block, ``TransformerBridge.process_weights``'s call of ``ProcessWeights.process_weights``
+    (in this thread) computes the same dict piecewise, holding at most one vocabulary-sized tensor
+    and its copy in memory (:func:`_process_piecewise`); every result is parked, written through, in a
+    scratch file and mapped back. While :data:`SPLIT_SOURCES` differ it changes nothing."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if _split_hash() != SPLIT_SOURCES["weight_processing.py"]:
+        yield
+        return
+    original = ProcessWeights.__dict__["process_weights"]
+    real = original.__func__
+    caller = TransformerBridge.process_weights.__code__
+    thread = threading.get_ident()
+
+    def split(state_dict: Any, cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        if (threading.get_ident() != thread or type(state_dict) is not dict or args
+                or sys._getframe(1).f_code is not caller):
+            return real(state_dict, cfg, *args, **kwargs)
+        return _process_piecewise(real, state_dict, cfg, kwargs, scratch, raw, raw_storages)
+
+    ProcessWeights.process_weights = staticmethod(split)
+    try:
+        yield
+    finally:
+        ProcessWeights.process_weights = original
+
+
+def _process_piecewise(real: Any, state_dict: dict[str, Any], cfg: Any, kwargs: dict[str, Any],
+                       scratch: _Scratch, raw: _RawPages, raw_storages: set[int]) -> dict[str, Any]:
+    """``real(state_dict, cfg, **kwargs)`` -- TransformerLens's ``ProcessWeights.process_weights`` --
+    computed in pieces, each by ``real`` itself.
+
+    The vocabulary-sized tensors (Gemma 3 270M: the 671 MB embedding and its untied unembedding)
+    dominate the memory: processing the whole dict holds ~1.7 GB of results plus a copy in flight.
+    Here instead:
+
+    1. ``real`` runs on the meta device (no memory): the keys, order, shapes, strides and dtypes of
+       the whole result.
+    2. ``real`` runs on the dict with each big tensor replaced by a *stand-in*, its first
+       :data:`_STAND_IN_ROWS` vocabulary rows: every other result is the whole run's (the passes
+       never mix a layer's weights with the vocabulary-sized ones), and is parked in a scratch file.
+    3. Checks, before anything is consumed (otherwise the whole dict is processed as usual, as
+       also when any run raises): the keys are the meta run's; each big tensor's stand-in, processed
+       with only the global (not per-layer) entries around it, comes out bit for bit as it did in
+       step 2; and the piece of step 4 runs on the meta device and gives the whole run's layout.
+    4. Each big tensor is processed in full with only the global entries around it (the other big
+       ones as stand-ins), parked, and freed before the next.
+
+    The result is ordered as ``real``'s and checked against the meta run's layouts. Tests check that
+    it equals the whole run bit for bit for both embedded models."""
+    import torch
+
+    vocab = getattr(cfg, "d_vocab", None)
+    order = list(state_dict)
+    globals_ = [k for k in order if not _PER_LAYER.search(k)]
+    big = [k for k in globals_ if _is_big(state_dict[k], vocab)]
+    if not big:
+        return real(state_dict, cfg, **kwargs)
+    raw.page_out()  # the untied copy of the unembedding has just read the whole raw embedding
+    stand = {k: _stand_in(state_dict[k], vocab) for k in big}
+
+    def standing_in(k: str) -> Any:
+        return stand[k] if k in stand else state_dict[k]
+
+    parked: dict[str, Any] = {}
+    targets: list[str] = []
+    why = None
+    small: dict[str, Any] = {}
+    try:
+        meta = real(_on_meta(state_dict), cfg, **kwargs)
+        small = real({k: standing_in(k) for k in order}, cfg, **kwargs)
+        targets = [k for k in big if k in small]
+        if list(small) != list(meta):
+            why = "the stand-in run's keys differ from the meta run's"
+        for k in targets:
+            if why is not None:
+                break
+            alone = real({j: standing_in(j) for j in globals_}, cfg, **kwargs)
+            if not _identical(alone.get(k), small[k]):
+                why = f"{k} depends on per-layer weights"
+            # The very piece to be computed, on the meta device: it runs, and gives the whole run's layout.
+            piece = real(_on_meta({j: state_dict[j] if j == k else standing_in(j) for j in globals_}), cfg, **kwargs)
+            if not _same_layout(piece.get(k), meta[k]):
+                why = f"{k} processed alone has another layout"
+        if why is None:
+            parked = scratch.park({k: v for k, v in small.items() if k not in targets}, raw_storages)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError, IndexError, AttributeError,
+            AssertionError, _NotCacheable, OSError) as e:
+        why = f"{type(e).__name__}: {e}"
+    del small
+    _trim_heap()  # the per-layer results just parked were freed into glibc's heap
+    if why is not None:
+        log.info("processing the whole state dict at once (%s)", why)
+        return real(state_dict, cfg, **kwargs)
+    # Anything not memory-mapped first (the untied unembedding): it is freed as it is processed.
+    for k in sorted(targets, key=lambda k: raw.maps(state_dict[k])):
+        alone = {j: state_dict.pop(k) if j == k else standing_in(j) for j in globals_}
+        result = real(alone, cfg, **kwargs)
+        tensor = result.pop(k)
+        del alone, result
+        try:
+            parked[k] = scratch.park({k: tensor}, raw_storages)[k]
+        except (_NotCacheable, OSError) as e:  # e.g. the disk is full: keep it in memory
+            log.info("%s not parked in a scratch file (%s)", k, e)
+            parked[k] = tensor
+        del tensor
+        _trim_heap()
+    state_dict.clear()
+    out = {k: parked[k] for k in meta}
+    bad = [k for k, m in meta.items() if isinstance(m, torch.Tensor) and not _same_layout(out[k], m)]
+    if bad:  # cannot happen: each piece's layout was checked on the meta device
+        raise RuntimeError(f"piecewise weight processing gave {bad[0]} another layout than the whole run")
+    return out
+
+
+def _on_meta(state_dict: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    return {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in state_dict.items()}
+
+
+def _same_layout(t: Any, m: Any) -> bool:
+    import torch
+
+    return (isinstance(t, torch.Tensor) and isinstance(m, torch.Tensor) and t.shape == m.shape
+            and t.stride() == m.stride() and t.dtype == m.dtype and t.storage_offset() == m.storage_offset())
+
+
+def _is_big(t: Any, vocab: int | None) -> bool:
+    import torch
+
+    return (type(t) is torch.Tensor and vocab is not None and t.device.type == "cpu" and vocab in t.shape
+            and t.numel() * t.element_size() >= _SPLIT_BYTES)
+
+
+def _stand_in(t: torch.Tensor, vocab: int) -> torch.Tensor:
+    """The first :data:`_STAND_IN_ROWS` rows of ``t`` along its vocabulary dimension, as a new tensor."""
+    dim = list(t.shape).index(vocab)
+    return t.narrow(dim, 0, min(_STAND_IN_ROWS, vocab)).clone()
+
+
+def _identical(a: Any, b: Any) -> bool:
+    import torch
+
+    return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+            and a.shape == b.shape and a.stride() == b.stride() and torch.equal(a, b))
+
+
+class _Scratch:
+    """Parks processed tensors in scratch files next to the cache entries, written through and mapped
+    back copy-on-write, so that they take no memory until read. ``sources`` says, for each storage
+    mapped so, the open scratch file and offset it comes from, so that :func:`_write_entry` can copy
+    the bytes from the file without reading them through the map."""
+
+    def __init__(self, folder: Path, stem: str) -> None:
+        self.folder = folder
+        self.stem = stem
+        self.sources: dict[int, tuple[int, int, int]] = {}
+        self.fds: list[int] = []
+        self.leftovers: list[Path] = []
+
+    def park(self, tensors: dict[str, Any], raw_storages: set[int]) -> dict[str, Any]:
+        path = self.folder / f".{self.stem}.scratch{len(self.fds)}"
+        tmp = _write_entry(path, tensors, "scratch", raw_storages, "")
+        try:
+            fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self.fds.append(fd)
+            offsets: dict[int, tuple[int, int]] = {}
+            state = _read_entry(tmp, "scratch", "cpu", mmap=True, offsets=offsets)
+        finally:
+            try:
+                tmp.unlink()  # POSIX: the map and the descriptor keep the data
+            except OSError:
+                self.leftovers.append(tmp)
+        if state is None or list(state) != list(tensors) or len(offsets) == 0:
+            raise _NotCacheable("processed tensors could not be parked in a scratch file")
+        for ptr, (offset, nbytes) in offsets.items():
+            self.sources[ptr] = (fd, offset, nbytes)
+        return state
+
+    def close(self) -> None:
+        self.sources.clear()
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds.clear()
+        for path in self.leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _raw_tensors(bridge: TransformerBridge) -> list[Any]:
+    model = bridge.original_model
+    return [*model.parameters(), *model.buffers()]
+
+
+class _RawPages:
+    """The file-backed memory maps that hold a model's raw weights (transformers maps safetensors
+    files copy-on-write), and a way to hand their pages back to the OS.
+
+    Once a pass has copied the raw weights, the pages it read still count in the process's memory
+    until the raw weights are replaced, after processing. ``page_out`` (every map) and
+    ``page_out_tensor`` (the pages under one tensor, once a pass has copied it) ask Linux to reclaim them
+    (``madvise(MADV_PAGEOUT)``): clean file pages are dropped and read again from the file if
+    touched; pages written to (private copies) stay, or go to swap: no data can be lost. Elsewhere
+    it does nothing."""
+
+    MADV_PAGEOUT = 21
+
+    def __init__(self, tensors: list[Any]) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.madvise: Any = None
+        if not sys.platform.startswith("linux"):
+            return
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        ptrs = sorted({t.untyped_storage().data_ptr() for t in tensors
+                       if t.device.type == "cpu" and t.untyped_storage().nbytes() > 0})
+        try:
+            with open("/proc/self/maps") as fh:
+                lines = fh.read().splitlines()
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            self.madvise = libc.madvise
+        except (OSError, AttributeError):
+            return
+        import bisect
+
+        for line in lines:
+            fields = line.split(maxsplit=5)
+            if len(fields) < 6 or fields[4] == "0" or not fields[5].startswith("/"):
+                continue  # anonymous memory: never paged out here
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            i = bisect.bisect_left(ptrs, lo)
+            if i < len(ptrs) and ptrs[i] < hi:
+                self.ranges.append((lo, hi))
+
+    def maps(self, tensor: Any) -> bool:
+        """Whether ``tensor`` lies in one of the raw weights' file maps."""
+        ptr = tensor.untyped_storage().data_ptr()
+        return any(lo <= ptr < hi for lo, hi in self.ranges)
+
+    def page_out(self) -> None:
+        if self.madvise is None:
+            return
+        for lo, hi in self.ranges:
+            self.madvise(lo, hi - lo, self.MADV_PAGEOUT)
+
+    def page_out_tensor(self, t: Any) -> None:
+        """Page out the whole pages under ``t``, if it lies in one of the maps."""
+        import torch
+
+        if self.madvise is None or type(t) is not torch.Tensor or t.device.type != "cpu":
+            return
+        storage = t.untyped_storage()
+        ptr, n = storage.data_ptr(), storage.nbytes()
+        if n < (1 << 20) or not any(lo <= ptr < hi for lo, hi in self.ranges):
+            return
+        page = self.page
+        lo, hi = -(-ptr // page) * page, (ptr + n) // page * page
+        if hi > lo:
+            self.madvise(lo, hi - lo, self.MADV_PAGEOUT)
+
+
 class _NotCacheable(Exception):
     pass
 
 
-def _write_entry(path: Path, state: dict[str, Any], key: str, raw_storages: set[int], source: str) -> Path:
-    """Write ``state`` as a safetensors file (one tensor per storage, layouts in the metadata)."""
+def _write_entry(path: Path, state: dict[str, Any], key: str, raw_storages: set[int], source: str,
+                 sources: dict[int, tuple[int, int, int]] | None = None) -> Path:
+    """Write ``state`` as a safetensors file (one tensor per storage, layouts in the metadata).
+
+    ``sources``: storages mapped from a file (``data_ptr -> (fd, offset, nbytes)``), copied from that
+    file rather than read through the map (which would bring every page into this process)."""
     import torch
 
     storages: dict[int, dict[str, Any]] = {}
@@ -577,16 +993,19 @@ def _write_entry(path: Path, state: dict[str, Any], key: str, raw_storages: set[
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        with open(tmp, "wb") as fh:
+        with WriteThrough(tmp) as fh:
             fh.write(len(blob).to_bytes(8, "little"))
             fh.write(blob)
             for _, spec, storage in layout:
                 if storage is None:
                     fh.write(bytes(spec["shape"][0]))
+                    continue
+                t = storage["tensor"]
+                src = sources.get(t.untyped_storage().data_ptr()) if sources and t.device.type == "cpu" else None
+                if src is not None and src[2] == storage["nbytes"]:
+                    fh.copy_from(src[0], src[1], src[2])
                 else:
-                    fh.write(_storage_bytes(storage["tensor"]))
-            fh.flush()
-            os.fsync(fh.fileno())
+                    fh.write(_storage_bytes(t))
     except BaseException:
         _unlink(tmp)
         raise
@@ -612,12 +1031,14 @@ def _tensor_bytes(t: torch.Tensor) -> bytes:
 # --------------------------------------------------------------------------- the warm path
 
 
-def _read_entry(path: Path, key: str, device: str, mmap: bool) -> dict[str, torch.Tensor] | None:
+def _read_entry(path: Path, key: str, device: str, mmap: bool,
+                offsets: dict[int, tuple[int, int]] | None = None) -> dict[str, torch.Tensor] | None:
     """The processed state dict filed under ``key``, or None (absent, stale or unreadable).
 
     With ``mmap`` each storage is a private (copy-on-write) memory map of its bytes in the file, as
     transformers maps the raw weights: pages are read on first use and count in RSS only then.
-    Otherwise each storage is a fresh torch allocation filled from the file.
+    Otherwise each storage is a fresh torch allocation filled from the file. ``offsets`` receives,
+    for each mapped storage, ``data_ptr -> (offset in the file, nbytes)``.
     """
     import numpy as np
     import torch
@@ -649,6 +1070,8 @@ def _read_entry(path: Path, key: str, device: str, mmap: bool) -> dict[str, torc
                 elif mmap and (data_start + begin) % _ALIGN == 0:
                     raw = np.memmap(fh, dtype=np.uint8, mode="c", offset=data_start + begin, shape=(nbytes,))
                     base = torch.from_numpy(raw).view(dtype)
+                    if offsets is not None:
+                        offsets[base.data_ptr()] = (data_start + begin, nbytes)
                 else:
                     base = torch.empty(spec["shape"], dtype=dtype)
                     fh.seek(data_start + begin)
@@ -719,9 +1142,14 @@ def _contiguous_strides(size: list[int]) -> list[int]:
 
 
 def _prune(cache_dir: Path) -> None:
-    """Delete entries whose source directory is gone (e.g. the dense copy of an older GGUF release).
+    """Delete entries whose source directory is gone (e.g. the dense copy of an older GGUF release),
+    and scratch files more than a day old (left by a process killed mid-write, or on Windows).
 
     Safe while another process maps the file: unlinking keeps the data until the last map closes."""
+    for leftover in cache_dir.glob(".*.scratch*"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > 86400:
+                leftover.unlink()
     for entry in cache_dir.glob("*.safetensors"):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             with open(entry, "rb") as fh:
