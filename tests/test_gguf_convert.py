@@ -32,6 +32,7 @@ import hashlib
 import importlib.metadata
 import json
 import shutil
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -216,8 +217,11 @@ def test_smollm2_conversion_is_the_round_trip(converted: dict[str, Path], tmp_pa
     ours = _folder(converted, "smollm2-135m")
     reference = tmp_path / "round-trip"
     try:
+        # Without HF_HUB_OFFLINE, which transformers would record in tokenizer_config.json; the converter
+        # writes what it writes without it (the files are local either way).
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
         subprocess.run([sys.executable, "-c", ROUND_TRIP, str(_gguf_path("smollm2-135m")), str(reference),
-                        MODELS["smollm2-135m"]], check=True, capture_output=True)
+                        MODELS["smollm2-135m"]], check=True, capture_output=True, env=env)
         files = sorted(p.name for p in reference.iterdir())
         assert files == sorted(p.name for p in ours.iterdir())
         for name in files:

@@ -500,6 +500,10 @@ def save_tokenizer(gguf_path: str | os.PathLike[str], config: Any, out: Path) ->
     path = Path(gguf_path)
     tokenizer_class = TOKENIZER_MAPPING.get(type(config), TokenizersBackend)
     tokenizer = tokenizer_class.from_pretrained(str(path.parent), gguf_file=path.name)
+    # transformers records HF_HUB_OFFLINE in the saved tokenizer_config.json ("local_files_only": true);
+    # write what it writes without it, so the cache's bytes do not depend on the user's environment.
+    if tokenizer.init_kwargs.get("local_files_only"):
+        tokenizer.init_kwargs["local_files_only"] = False
     tokenizer.save_pretrained(out)
     return tokenizer
 
