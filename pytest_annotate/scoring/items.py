@@ -34,7 +34,6 @@ from pytest_annotate.scoring.answers import (
 from pytest_annotate.scoring.sweeps import (
     BATCH_MEMORY_BYTES,
     ChunkedForwards,
-    _keep_last_positions,
     default_batch_size,
 )
 
@@ -230,22 +229,10 @@ def lens_ranks(
         for start in range(0, len(group), batch):
             chunk = group[start : start + batch]
             tokens = torch.tensor([item.tokens for item in chunk], device=lab.device)
-            captured: dict[str, torch.Tensor] = {}
-
-            def capture(name: str, n: int = n_answer, store: dict[str, torch.Tensor] = captured) -> Callable[..., None]:
-                def keep(resid: torch.Tensor, hook: object) -> None:  # the answer positions only
-                    store[name] = resid[:, -n:].detach().clone()
-
-                return keep
-
-            hooks = [(name, capture(name)) for name in names]
-            slicing = "unembed.hook_in" in lab.bridge.hook_dict
-            if slicing:  # the model's own logits are not read: unembed as little as possible
-                hooks.append(("unembed.hook_in", _keep_last_positions(1)))
-            lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=1 if slicing else None)
+            # the residual streams only, in a pass stopped before the unembedding (the logits are not read)
+            captured = {name: act[:, -n_answer:] for name, act in lab.capture(tokens, names).items()}
             passes += 1
             stack = torch.stack([captured[name] for name in names], dim=1)  # [batch, layer, n_answer, d_model]
-            captured.clear()
             # one readout for many rows (each call has a fixed cost), within the memory bound of a batch
             per_read = max(1, BATCH_MEMORY_BYTES // (len(names) * n_answer * lab.d_vocab * 4))
             with torch.inference_mode():
