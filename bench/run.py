@@ -286,35 +286,65 @@ def bench_family(threads: int, repeats: int = 3) -> list[dict]:
     rows = []
     for name, (over_family, one_prompt) in claims.items():
         over_family(), one_prompt()  # warm-up: first-call costs belong to neither
-        times: dict[str, list[float]] = {"family": [], "single": []}
-        passes: dict[str, int] = {}
+        times: dict[str, list[float]] = {"family": [], "single": [], "family_bare": [], "single_bare": []}
+        shapes: dict[str, list] = {}
         for _ in range(repeats):  # interleaved, so that load on a shared machine hits both alike
             for which, fn in (("family", over_family), ("single", one_prompt)):
                 lab.clear_memo()  # the single-prompt check would otherwise answer from the memo
-                before = lab.stats.executed
+                before = len(lab.stats.passes)
                 t0 = time.perf_counter()
                 fn()
                 times[which].append(time.perf_counter() - t0)
-                passes[which] = lab.stats.executed - before
+                shapes[which] = lab.stats.passes[before:]
+                times[f"{which}_bare"].append(_bare_passes(lab, shapes[which]))
         fam, one = statistics.median(times["family"]), statistics.median(times["single"])
-        rows.append({"claim": name, "items": len(family), "family_s": fam, "family_passes": passes["family"],
-                     "single_s": one, "single_passes": passes["single"], "ratio": fam / one,
+        fam_bare, one_bare = statistics.median(times["family_bare"]), statistics.median(times["single_bare"])
+        rows.append({"claim": name, "items": len(family), "family_s": fam, "family_passes": len(shapes["family"]),
+                     "family_rows": sum(p.batch for p in shapes["family"]),
+                     "family_padded": sum(p.batch * p.positions for p in shapes["family"]),
+                     "single_s": one, "single_passes": len(shapes["single"]),
+                     "single_rows": sum(p.batch for p in shapes["single"]), "ratio": fam / one,
+                     "family_bare_s": fam_bare, "single_bare_s": one_bare, "bare_ratio": fam_bare / one_bare,
                      "family_tokens": sum(len(lab.tokens(it.prompt)) for it in family),
                      "single_tokens": len(lab.tokens(PROMPT))})
     return rows
+
+
+def _bare_passes(lab, passes) -> float:
+    """Seconds to run forward passes of these shapes bare: random tokens, no hook but the answer-position
+    slice of the unembedding; the floor under a claim's forward passes, with none of its machinery."""
+    import torch
+
+    from pytest_annotate.scoring.sweeps import _keep_last_positions
+
+    gen = torch.Generator().manual_seed(0)
+    total = 0.0
+    with torch.inference_mode():
+        for p in passes:
+            toks = torch.randint(1000, 20000, (p.batch, p.positions), generator=gen)
+            t0 = time.perf_counter()
+            lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in", _keep_last_positions(p.answer_positions or 1))])
+            total += time.perf_counter() - t0
+    return total
 
 
 def family_table(rows: list[dict]) -> list[str]:
     lines = [
         f"## (f) A claim over {FAMILY_SIZE} items vs. the same claim on one prompt (target <= 3x)", "",
         "Every item judged (`split=\"all\"`), median of 3 interleaved repeats after a warm-up. Tokens: the prompts' "
-        "tokens, BOS included (the family's in all, the one prompt's).", "",
-        "| claim | items | family (s) | passes | one prompt (s) | passes | ratio | tokens: family / one prompt |",
-        "|---|---|---|---|---|---|---|---|",
+        "tokens, BOS included (the family's in all, the one prompt's). Rows: the rows of the forward passes (item x "
+        "intervention: the clean run, the component and each control). Bare floor: the same passes' shapes run "
+        "with random tokens and no hook but the answer slice, i.e. the forward passes alone, with none of the "
+        "claim's machinery; when the claim's ratio is the floor's, the difference is compute.", "",
+        "| claim | items | family (s) | passes, rows, padded tokens | one prompt (s) | passes, rows | ratio | "
+        "bare floor: family / one prompt (s) | floor ratio | tokens: family / one prompt |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['claim']} | {r['items']} | {r['family_s']:.2f} | {r['family_passes']} | {r['single_s']:.2f} | "
-              f"{r['single_passes']} | **{r['ratio']:.1f}x** | {r['family_tokens']} / {r['single_tokens']} = "
-              f"{r['family_tokens'] / r['single_tokens']:.0f}x |" for r in rows]
+    lines += [f"| {r['claim']} | {r['items']} | {r['family_s']:.2f} | {r['family_passes']}, {r['family_rows']}, "
+              f"{r['family_padded']} | {r['single_s']:.2f} | {r['single_passes']}, {r['single_rows']} | "
+              f"**{r['ratio']:.1f}x** | {r['family_bare_s']:.2f} / {r['single_bare_s']:.2f} | {r['bare_ratio']:.1f}x | "
+              f"{r['family_tokens']} / {r['single_tokens']} = {r['family_tokens'] / r['single_tokens']:.0f}x |"
+              for r in rows]
     return lines
 
 

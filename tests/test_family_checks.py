@@ -125,12 +125,62 @@ def test_a_family_of_12_equal_length_items_costs_one_forward_pass(model) -> None
     assert after[1] - before[1] == 12
 
 
-def test_items_of_two_lengths_cost_two_forward_passes(model) -> None:
+def test_items_of_two_lengths_share_one_padded_pass_and_score_as_alone(model, monkeypatch) -> None:
+    from pytest_annotate.interventions.ablations import ablate
+    from pytest_annotate.scoring import items as scoring_items
+    from pytest_annotate.scoring.items import score_items
+    from pytest_annotate.scoring.sweeps import BATCH_ATOL
+
     mixed = MONTHS + windows("months-w3", "months", 3)
+    assert len({len(model.tokens(it.prompt)) for it in mixed}) == 2
+    pairs = [(it.prompt, it.answer) for it in mixed]
+    ivs = [None, ablate(model, "L3", "zero")]
+    model.clear_memo()
     before = _forwards(model)
+    padded = score_items(model, pairs, ivs)
+    assert (_forwards(model)[0] - before[0], padded.groups) == (1, 1)  # 24 items x 2 interventions, one pass
+    monkeypatch.setattr(scoring_items, "MAX_PADDING", 0.0)  # exact lengths: one pass per length
+    exact = score_items(model, pairs, ivs)
+    assert exact.groups == 2
+    for p_row, e_row in zip(padded.scores, exact.scores, strict=True):
+        for p, e in zip(p_row, e_row, strict=True):
+            assert (p.score.rank, p.top_id) == (e.score.rank, e.top_id)
+            assert p.score.joint_logprob == pytest.approx(e.score.joint_logprob, abs=BATCH_ATOL)
     r = check_top_token_rate(model, mixed, split="all", min_rate=0.5)
-    assert _forwards(model)[0] - before[0] == 2
     assert r.n == 24
+
+
+def test_position_aligned_ablations_keep_one_pass_per_length(model) -> None:
+    from pytest_annotate.interventions.ablations import ablate
+    from pytest_annotate.scoring.items import score_items
+
+    pairs = [(it.prompt, it.answer) for it in (MONTHS + windows("months-w3", "months", 3))]
+    seen: list[set[int]] = []
+
+    def mean_over_the_group(group):  # a mean ablation over the group's own prompts, position by position
+        seen.append({len(item.tokens) for item in group})
+        return [None, ablate(model, "L3", "mean", reference=[pairs[item.index][0] for item in group])]
+
+    scores = score_items(model, pairs, mean_over_the_group)
+    assert scores.groups == 2 and sorted(len(s) for s in seen) == [1, 1]
+
+
+def test_pad_batches_bound_the_padding() -> None:
+    from pytest_annotate.scoring.items import PreparedItem, pad_batches
+
+    def batches(lengths, answers=None, **kw):
+        items = [PreparedItem(i, (7,) * n, n, (1,) * (answers[i] if answers else 1)) for i, n in enumerate(lengths)]
+        return [[(len(it.tokens), len(it.answer_ids)) for it in b] for b in pad_batches(items, **kw)]
+
+    assert batches([5] * 8 + [6] * 8) == [[(5, 1)] * 8 + [(6, 1)] * 8]
+    assert batches([4] * 9 + [5] * 11 + [6] * 12) == [[(4, 1)] * 9 + [(5, 1)] * 11 + [(6, 1)] * 12]  # 192 for 163
+    assert batches([4, 40]) == [[(4, 1)], [(40, 1)]]  # 80 padded tokens for 44 real: two passes
+    assert batches([5, 6], max_padding=0.0) == [[(5, 1)], [(6, 1)]]
+    assert batches([5, 5], answers=[1, 2]) == [[(5, 1)], [(5, 2)]]  # answer positions differ in number
+    for lengths in ([3, 9, 4, 12, 5, 30, 31, 6], [10] * 5 + [13] * 3):
+        for b in batches(lengths):
+            widest = max(n for n, _ in b)
+            assert widest * len(b) <= 1.25 * sum(n for n, _ in b)
 
 
 def test_logit_lens_rate_agrees_with_the_single_prompt_lens(model) -> None:

@@ -559,7 +559,7 @@ def check_logit_lens_rate(
 
     Each item's first top-1 layer is read as :func:`~pytest_annotate.checks.logit_lens.check_logit_lens`
     reads it (the model's own final norm and unembedding on each block's output; a multi-token
-    answer's rank is the worst of its tokens'), with one forward pass per token length
+    answer's rank is the worst of its tokens'), in right-padded batched passes
     (:func:`pytest_annotate.scoring.items.lens_ranks`). An item whose answer is never top-1 misses.
 
     >>> check_logit_lens_rate(model, windows("months-w4", "months", 4), max_layer=17, min_rate=0.5).verdict  # doctest: +SKIP
@@ -684,13 +684,15 @@ def _mean_reference(model: Lab, family: Family) -> Callable[[int], tuple[tuple[i
 
 def _ablations_for(
     model: Lab, family: Family, comps: Sequence[object], controls: Sequence[Sequence[object]], how: str
-) -> Callable[[Sequence[PreparedItem]], list[Intervention | None]]:
-    reference = _mean_reference(model, family) if how == "mean" else None
+) -> list[Intervention | None] | Callable[[Sequence[PreparedItem]], list[Intervention | None]]:
+    """[clean, the components, each control]: one list for every item under a zero or skip ablation
+    (items of any length then share padded passes), a list per length group under a mean one."""
+    if how != "mean":
+        return [None, ablate(model, comps, how), *(ablate(model, c, how) for c in controls)]  # type: ignore[arg-type]
+    reference = _mean_reference(model, family)
 
     def make(group: Sequence[PreparedItem]) -> list[Intervention | None]:
-        ref = None
-        if reference is not None:
-            ref = reference(group[0].prompt_len)
+        ref = reference(group[0].prompt_len)
         rows: list[Intervention | None] = [None, ablate(model, comps, how, reference=ref)]  # type: ignore[arg-type]
         rows += [ablate(model, c, how, reference=ref) for c in controls]  # type: ignore[arg-type]
         return rows
@@ -721,8 +723,9 @@ def check_necessity_family(
     Item by item, the drop in the answer's score (``metric``: joint log-prob in nats by default)
     when the component is ablated, and when each of ``n_controls`` random sets of components of the
     same kind and size is (:func:`~pytest_annotate.checks.necessity.negative_controls`, drawn with
-    ``seed``). Every item under the clean model, the component and the controls runs in one batched
-    pass per token length. ``ablation="mean"`` (the default) replaces the component's output by its
+    ``seed``). Every item under the clean model, the component and the controls runs batched: one
+    pass per token length under ``"mean"``, right-padded passes across lengths under ``"zero"`` and
+    ``"skip"`` (:func:`~pytest_annotate.scoring.items.pad_batches`). ``ablation="mean"`` (the default) replaces the component's output by its
     mean over the family's prompts of the same token length (dev and held-out alike: the reference
     distribution is the family's); ``"zero"`` and ``"skip"`` need no reference.
 

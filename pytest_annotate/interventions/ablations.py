@@ -189,7 +189,7 @@ class Intervention:
             if prev is not None and type(prev) is type(edit) and prev != edit:
                 raise InterventionSpecError(f"{edit.component} is edited twice, as '{prev}' and as '{edit}'; pick one")
             seen[edit.component] = edit
-        if any(_needs_reference(e) for e in self.edits) and not self.reference:
+        if any(needs_reference(e) for e in self.edits) and not self.reference:
             raise InterventionSpecError(_no_reference_message(self.edits))
 
     def __str__(self) -> str:
@@ -213,7 +213,7 @@ class Intervention:
             return NotImplemented
         if self.reference and other.reference and self.reference != other.reference:
             raise InterventionSpecError(f"cannot combine '{self}' and '{other}': they use different reference sets")
-        if self.seed != other.seed and any(_needs_reference(e) for e in self.edits + other.edits):
+        if self.seed != other.seed and any(needs_reference(e) for e in self.edits + other.edits):
             raise InterventionSpecError(f"cannot combine '{self}' and '{other}': they use different seeds")
         edits = tuple(dict.fromkeys(self.edits + other.edits))
         details = "; ".join(d for d in (self.detail, other.detail) if d)
@@ -379,12 +379,13 @@ def permuted_prompts(lab: Lab, prompt: Prompt, n: int = 8, *, seed: int = 0) -> 
     return tuple(out)
 
 
-def _needs_reference(edit: Edit) -> bool:
+def needs_reference(edit: Edit) -> bool:
+    """Whether ``edit`` writes reference activations, position by position (mean, resample)."""
     return isinstance(edit, Ablation) and edit.how in NEEDS_REFERENCE
 
 
 def _no_reference_message(edits: Sequence[Edit]) -> str:
-    e = next(e for e in edits if _needs_reference(e))
+    e = next(e for e in edits if needs_reference(e))
     what = "the mean is taken over" if e.how == "mean" else "the replacement activation comes from"  # type: ignore[union-attr]
     return (
         f"'{e}' needs a reference set: {what} reference prompts, position by position, so the claim must say "
@@ -687,7 +688,7 @@ def _reference_caches(
     means: dict[tuple[tuple[int, ...], ...], dict[str, Tensor]] = {}
     needed: dict[tuple[int, ...], set[str]] = defaultdict(set)
     for iv in interventions:
-        edits = [e for e in iv.edits if _needs_reference(e)]
+        edits = [e for e in iv.edits if needs_reference(e)]
         if not edits:
             continue
         bad = [(i, r) for i, r in enumerate(iv.reference) if len(r) != run_len]
@@ -722,7 +723,7 @@ def _reference_values(iv: Intervention, forced: Sequence[int], reads: _Reference
     refs = _forced_references(iv, forced)
     values: dict[Edit, Tensor] = {}
     for e in iv.edits:
-        if _needs_reference(e):
+        if needs_reference(e):
             if e.how == "mean":  # type: ignore[union-attr]
                 values[e] = _component_value(reads.means[refs], e.component)
             else:
@@ -765,6 +766,7 @@ __all__ = [
     "batched_fwd_hooks",
     "bypass_norm",
     "keep_only",
+    "needs_reference",
     "permuted_prompts",
     "reference_tokens",
     "skip",

@@ -2,11 +2,19 @@
 
 :func:`~pytest_annotate.scoring.sweeps.score_interventions` batches one prompt's interventions;
 a claim over a family needs every item under every intervention (the named component and its
-random controls). Rows of a forward pass must have the same number of tokens, so items are
-grouped by their teacher-forced length (and by the forced answer tokens, which mean and resample
-ablations append to their reference prompts), and each group runs as one batch whose rows are
-``item x intervention``: a family of 12 month windows of equal length under 1 + 5 interventions
-costs one forward pass of 72 rows, not 72 passes.
+random controls). Each batch's rows are ``item x intervention``: a family of 12 month windows
+under 1 + 5 interventions costs one forward pass of 72 rows, not 72 passes.
+
+Rows of a forward pass have the same number of tokens. Items of different lengths share a pass
+right-padded (:func:`pad_batches`): in a causal model a real position never attends to the padding
+after it, so its activations are the unpadded row's (up to float32 rounding between batch shapes,
+as for any batching), and each item is read at its own answer positions. A pass costs its weights
+(read once per pass, ~1 GB for Gemma 3 270M) plus its tokens, so one padded pass beats one pass per
+length unless the padding is large: items share a batch while the padding stays under
+:data:`MAX_PADDING` of the real tokens. Mean and resample ablations write position-aligned
+reference activations, so under them items keep the exact-length groups of :func:`group_items`
+(by teacher-forced length and forced answer tokens, which those ablations append to their
+reference prompts).
 
 Every number comes from :func:`pytest_annotate.scoring.answers.score_rows`, the scorer under every
 single-prompt check, so a family's item and the same prompt checked alone agree.
@@ -24,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from pytest_annotate.interventions.ablations import Intervention, batched_fwd_hooks
+from pytest_annotate.interventions.ablations import Intervention, batched_fwd_hooks, needs_reference
 from pytest_annotate.scoring.answers import (
     AnswerScore,
     score_from_logits,
@@ -34,8 +42,14 @@ from pytest_annotate.scoring.answers import (
 from pytest_annotate.scoring.sweeps import (
     BATCH_MEMORY_BYTES,
     ChunkedForwards,
+    answer_positions,
     default_batch_size,
+    take_positions,
 )
+
+MAX_PADDING = 0.25
+"""Items of different lengths share a right-padded pass while its padding tokens stay within this
+fraction of its real tokens (:func:`pad_batches`)."""
 
 if TYPE_CHECKING:
     from pytest_annotate.lab import Lab, Prompt
@@ -88,7 +102,8 @@ class ItemScores:
     scores: tuple[tuple[ItemScore, ...], ...]
     forward_passes: int
     groups: int
-    """Token-length groups the items fell into (each is at least one forward pass)."""
+    """Batches the items fell into (one token length each, or lengths padded together; each is at
+    least one forward pass)."""
 
     def rows(self, j: int) -> tuple[ItemScore, ...]:
         """Every item's score under intervention ``j``."""
@@ -112,11 +127,50 @@ def prepare_items(
 
 
 def group_items(items: Sequence[PreparedItem]) -> list[list[PreparedItem]]:
-    """Items grouped by :attr:`PreparedItem.group`, in order of first appearance."""
+    """Items grouped by :attr:`PreparedItem.group` (exact length), in order of first appearance."""
     groups: dict[tuple[int, tuple[int, ...]], list[PreparedItem]] = {}
     for item in items:
         groups.setdefault(item.group, []).append(item)
     return list(groups.values())
+
+
+def pad_batches(items: Sequence[PreparedItem], max_padding: float | None = None) -> list[list[PreparedItem]]:
+    """Items batched for right-padded passes: the same number of answer tokens, and lengths taken
+    shortest first, all items of a length at once, while the batch's padding stays within
+    ``max_padding`` (default :data:`MAX_PADDING`; 0: exact lengths only) of its real tokens.
+
+    >>> lengths = [5, 6, 5, 9, 30, 6]
+    >>> items = [PreparedItem(i, (1,) * n, n, (2,)) for i, n in enumerate(lengths)]
+    >>> [[len(i.tokens) for i in batch] for batch in pad_batches(items)]
+    [[5, 5, 6, 6], [9], [30]]
+    """
+    limit = 1 + (MAX_PADDING if max_padding is None else max_padding)
+    by_answer: dict[int, dict[int, list[PreparedItem]]] = {}
+    for item in items:
+        by_answer.setdefault(len(item.answer_ids), {}).setdefault(len(item.tokens), []).append(item)
+    batches: list[list[PreparedItem]] = []
+    for by_length in by_answer.values():
+        batch: list[PreparedItem] = []
+        real = 0
+        for n, same in sorted(by_length.items()):
+            # the new length is the longest so far: the batch's padded length if these items join
+            if batch and n * (len(batch) + len(same)) > limit * (real + n * len(same)):
+                batches.append(batch)
+                batch, real = [], 0
+            batch += same
+            real += n * len(same)
+        batches.append(batch)
+    return batches
+
+
+def _padded(lab: Lab, batch: Sequence[PreparedItem]) -> torch.Tensor:
+    """``[items, longest]`` token ids, each row right-padded with its own last token.
+
+    Any id would do (a causal model's real positions never see the padding); a real token of the
+    row keeps pad ids, which some tokenizers map to special embeddings, out of the pass."""
+    width = max(len(item.tokens) for item in batch)
+    return torch.tensor([item.tokens + item.tokens[-1:] * (width - len(item.tokens)) for item in batch],
+                        device=lab.device)
 
 
 def score_items(
@@ -132,14 +186,17 @@ def score_items(
 
     ``interventions`` is a list shared by every item, or a function of a length group's items
     returning one (so that a mean ablation can average over the group's own prompts); every group
-    must get as many. Rows are chunked to ``max_batch_size`` (default:
+    must get as many. Items of different lengths share right-padded passes unless an
+    intervention is position-aligned (mean, resample, or a function of the group). Rows are chunked to ``max_batch_size`` (default:
     :func:`~pytest_annotate.scoring.sweeps.default_batch_size`); a chunk that runs out of memory is
     retried with half the rows.
     """
     prepared = prepare_items(lab, pairs, foils)
     out: list[tuple[ItemScore, ...] | None] = [None] * len(prepared)
     passes = 0
-    groups = group_items(prepared)
+    positional = callable(interventions) or any(
+        iv is not None and any(needs_reference(e) for e in iv.edits) for iv in interventions)
+    groups = group_items(prepared) if positional else pad_batches(prepared)
     width: int | None = None
     for group in groups:
         ivs = list(interventions(group) if callable(interventions) else interventions)
@@ -158,13 +215,14 @@ def _score_group(
 ) -> tuple[list[tuple[ItemScore, ...]], int]:
     first = group[0]
     n_answer = len(first.answer_ids)
-    seq_len = len(first.tokens)
-    tokens = torch.tensor([item.tokens for item in group], device=lab.device)
+    tokens = _padded(lab, group)
+    seq_len = int(tokens.shape[1])
     # Row r is item r // len(ivs) under intervention r % len(ivs).
     row_items = [i for i in range(len(group)) for _ in ivs]
     row_ivs = [iv for _ in group for iv in ivs]
     run = ChunkedForwards(lab, n_rows=len(row_ivs), seq_len=seq_len, n_answer=n_answer,
-                          batch=max_batch_size or default_batch_size(lab, seq_len, n_answer))
+                          batch=max_batch_size or default_batch_size(lab, seq_len, n_answer),
+                          row_ends=[len(group[i].tokens) for i in row_items])
 
     def inputs(rows: slice) -> tuple[torch.Tensor, list]:
         chunk_ivs = row_ivs[rows]
@@ -208,12 +266,12 @@ class LensRanks:
 def lens_ranks(
     lab: Lab, pairs: Sequence[tuple[Prompt, str | int | Sequence[int]]], *, max_batch_size: int | None = None
 ) -> LensRanks:
-    """Each item's answer rank after every block, read with the logit lens, batched per token length.
+    """Each item's answer rank after every block, read with the logit lens, in right-padded batches.
 
     As :func:`pytest_annotate.checks.logit_lens.lens_logits` reads it (TransformerLens's
     ``logit_readout``: the model's own final norm and unembedding applied to each block's output),
-    but with one forward pass per group of equal-length items: the blocks' outputs are captured at
-    the answer positions only, and read one layer at a time. A multi-token answer's rank is the
+    but with one forward pass per batch of items (:func:`pad_batches`): the blocks' outputs are captured at
+    each item's answer positions only, and read one layer at a time. A multi-token answer's rank is the
     worst of its tokens' ranks, each at its own position (teacher forcing).
     """
     from transformer_lens.tools.analysis.logit_lens import logit_readout
@@ -222,15 +280,15 @@ def lens_ranks(
     out: list[tuple[int, ...] | None] = [None] * len(prepared)
     names = [f"blocks.{layer}.hook_resid_post" for layer in range(lab.n_layers)]
     passes = 0
-    for group in group_items(prepared):
-        first = group[0]
-        n_answer = len(first.answer_ids)
-        batch = max_batch_size or default_batch_size(lab, len(first.tokens), n_answer)
+    for group in pad_batches(prepared):
+        n_answer = len(group[0].answer_ids)
+        batch = max_batch_size or default_batch_size(lab, max(len(item.tokens) for item in group), n_answer)
         for start in range(0, len(group), batch):
             chunk = group[start : start + batch]
-            tokens = torch.tensor([item.tokens for item in chunk], device=lab.device)
+            tokens = _padded(lab, chunk)
+            at = answer_positions([len(item.tokens) for item in chunk], n_answer, tokens.device)
             # the residual streams only, in a pass stopped before the unembedding (the logits are not read)
-            captured = {name: act[:, -n_answer:] for name, act in lab.capture(tokens, names).items()}
+            captured = {name: take_positions(act, at) for name, act in lab.capture(tokens, names).items()}
             passes += 1
             stack = torch.stack([captured[name] for name in names], dim=1)  # [batch, layer, n_answer, d_model]
             # one readout for many rows (each call has a fixed cost), within the memory bound of a batch
@@ -246,5 +304,5 @@ def lens_ranks(
     return LensRanks(tuple(r for r in out if r is not None), passes)
 
 
-__all__ = ["ItemScore", "ItemScores", "LensRanks", "PreparedItem", "group_items", "lens_ranks", "prepare_items",
-           "score_items"]
+__all__ = ["MAX_PADDING", "ItemScore", "ItemScores", "LensRanks", "PreparedItem", "group_items", "lens_ranks",
+           "pad_batches", "prepare_items", "score_items"]

@@ -233,10 +233,14 @@ class ChunkedForwards:
     ``[rows, seq_len, d_vocab]``.
     """
 
-    def __init__(self, lab: Lab, *, n_rows: int, seq_len: int, n_answer: int, batch: int) -> None:
+    def __init__(self, lab: Lab, *, n_rows: int, seq_len: int, n_answer: int, batch: int,
+                 row_ends: Sequence[int] | None = None) -> None:
         if batch < 1:
             raise ValueError(f"max_batch_size must be 1 or more, not {batch}")
         self.lab, self.n_rows, self.seq_len, self.n_answer, self.batch = lab, n_rows, seq_len, n_answer, batch
+        # Right-padded rows (see scoring.items): row r's answer positions end at row_ends[r], not at seq_len.
+        padded = row_ends is not None and any(end != seq_len for end in row_ends)
+        self.row_ends: list[int] | None = list(row_ends) if padded and row_ends is not None else None
         self.slicing = "unembed.hook_in" in lab.bridge.hook_dict
         self.passes = 0
         self.largest = 0
@@ -254,7 +258,9 @@ class ChunkedForwards:
             try:
                 tokens, hooks = inputs(rows)
                 if self.slicing:
-                    hooks = [*hooks, ("unembed.hook_in", _keep_last_positions(n_answer))]
+                    keep = (_keep_last_positions(n_answer) if self.row_ends is None
+                            else _keep_positions(answer_positions(self.row_ends[rows], n_answer, tokens.device)))
+                    hooks = [*hooks, ("unembed.hook_in", keep)]
                 logits = lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=n_answer if self.slicing else None)
             except (RuntimeError, MemoryError) as e:
                 if not _is_out_of_memory(e):
@@ -297,6 +303,25 @@ def _keep_last_positions(n: int) -> Callable[..., Tensor]:
         return resid[:, -n:].contiguous()
 
     return keep_last
+
+
+def answer_positions(ends: Sequence[int], n_answer: int, device: torch.device | str = "cpu") -> Tensor:
+    """``[rows, n_answer]`` positions of each row's last ``n_answer`` real tokens, the row's real
+    tokens ending at ``ends[r]`` (right-padded rows)."""
+    end = torch.tensor(list(ends), device=device).unsqueeze(1)
+    return end - n_answer + torch.arange(n_answer, device=device)
+
+
+def take_positions(act: Tensor, positions: Tensor) -> Tensor:
+    """``act[r, positions[r]]`` for every row: ``[rows, pos, ...]`` to ``[rows, n, ...]``."""
+    return act[torch.arange(act.shape[0], device=act.device).unsqueeze(1), positions]
+
+
+def _keep_positions(positions: Tensor) -> Callable[..., Tensor]:
+    def keep(resid: Tensor, hook: object) -> Tensor:
+        return take_positions(resid, positions)  # advanced indexing: a fresh contiguous tensor
+
+    return keep
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
