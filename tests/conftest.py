@@ -9,6 +9,7 @@ trained on a few sentences, written to a temporary directory and loaded through 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-slow", action="store_true", default=False,
         help="Also run the tests marked `slow`: the full-length versions of sampled checks (every SIGKILL "
-        "point of the snapshot fault injection; PYTEST_ANNOTATE_KILL_TRIALS sets its random-time kills). "
-        "For the nightly job and benchmarks; the default run covers the same phases with fewer trials.",
+        "point of the snapshot fault injection, PYTEST_ANNOTATE_KILL_TRIALS setting its random-time kills; "
+        "Gemma's whole suite run twice; every component of Gemma's sweeps re-run alone; Gemma's cold-load "
+        "bit-identity). .ci/run runs them after the default run; the default run covers the same code "
+        "with fewer trials.",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        # `pytest tests/ -n 2` (the README's command): the workers share the cores, so each gets its
+        # share of torch threads, and so do the pytest processes some tests start (the reproducibility
+        # pairs, the workflow dry runs). Oversubscribed threads spin against each other.
+        share = str(max(1, (os.cpu_count() or 1) // int(workers)))
+        os.environ["OMP_NUM_THREADS"] = share
+        import torch
+
+        torch.set_num_threads(int(share))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

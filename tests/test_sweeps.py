@@ -51,19 +51,18 @@ def assert_batched_equals_sequential(lab, prompt, answer, components, how, refer
 def test_on_gemma_a_batched_sweep_equals_one_pass_per_component(model, kind, how):
     reference = MONTH_REFERENCE if how == "mean" else None
     components = all_components(model, kind)
-    compare = None
-    if kind == "head":
-        # All 72 heads run batched; 12 of them (the first, the last and 10 drawn) are re-run alone, as the
-        # one-by-one loop is 72 passes (~20 s). The slow test below compares every head.
-        compare = sorted({0, len(components) - 1, *random.Random(0).sample(range(len(components)), 10)})
+    # Every component runs batched; 6 of them (the first, the last and 4 drawn) are re-run alone, as the
+    # one-by-one loop costs a pass per component (72 heads: ~20 s). The slow test below re-runs them all.
+    compare = sorted({0, len(components) - 1, *random.Random(kind).sample(range(len(components)), 4)})
     assert_batched_equals_sequential(model, MONTHS, MAY, components, how, reference, compare=compare)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["zero", "mean"])
-def test_on_gemma_every_head_alone_equals_the_batched_sweep(model, how):
+@pytest.mark.parametrize("kind", ["block", "attn", "mlp", "head"])
+def test_on_gemma_every_component_alone_equals_the_batched_sweep(model, kind, how):
     reference = MONTH_REFERENCE if how == "mean" else None
-    assert_batched_equals_sequential(model, MONTHS, MAY, all_components(model, "head"), how, reference)
+    assert_batched_equals_sequential(model, MONTHS, MAY, all_components(model, kind), how, reference)
 
 
 @pytest.mark.parametrize("how", ["zero", "mean", "resample", "skip"])
