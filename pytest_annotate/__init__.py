@@ -185,6 +185,7 @@ _EXPORTS: dict[str, str] = {
     "ModelSpecError": "pytest_annotate.errors",
     "PromptError": "pytest_annotate.errors",
     "VerdictError": "pytest_annotate.errors",
+    "WeakClaimWarning": "pytest_annotate.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -274,6 +275,7 @@ if TYPE_CHECKING:
         ModelSpecError,
         PromptError,
         VerdictError,
+        WeakClaimWarning,
     )
     from pytest_annotate.interventions.ablations import (
         ABLATIONS,

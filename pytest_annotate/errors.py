@@ -35,6 +35,12 @@ class InterventionError(AnnotateError, RuntimeError):
     """An intervention is invalid, or did not change the activations it targets."""
 
 
+class WeakClaimWarning(UserWarning):
+    """A claim that holds by construction on some input, random weights included (e.g. "L4H11 is the
+    top previous-token head" with no score bound: every role has a top head in every model). The check
+    still runs; the warning says what to add to make the claim about this model."""
+
+
 def close_matches(bad: str, valid: Iterable[str], n: int = 3) -> str:
     """Return a ``" Did you mean 'x'?"`` suffix for a near-miss, or ``""``.
 

@@ -146,13 +146,17 @@ def test_induction_family(trained) -> None:
 
 def test_a_head_role_by_rank_alone_holds_for_one_head_of_every_random_model(tmp_path: Path) -> None:
     """Why the head-role claims state a min_score: "the top head" alone is true of one head in every model."""
+    from pytest_annotate import WeakClaimWarning
+
     lab = series_random_lab(1, tmp_path)
     probe = series_probe(0)
     for role in ("induction", "previous_token"):
-        held = [h for h in (f"L{i}H{j}" for i in range(2) for j in range(4))
-                if check_head_role(lab, h, role, top_k=1, inputs=probe).passed]
+        with pytest.warns(WeakClaimWarning, match="claims a rank only") as caught:
+            held = [h for h in (f"L{i}H{j}" for i in range(2) for j in range(4))
+                    if check_head_role(lab, h, role, top_k=1, inputs=probe).passed]
+            score = check_head_role(lab, held[0], role, top_k=1, inputs=probe).score
         assert len(held) == 1, (role, held)
-        score = check_head_role(lab, held[0], role, top_k=1, inputs=probe).score
+        assert {Path(w.filename).name for w in caught} == {"test_calibration.py"}  # points at this line
         assert score < 0.5 and not check_head_role(lab, held[0], role, min_score=0.5, top_k=1, inputs=probe).passed
 
 

@@ -7,6 +7,8 @@ tokens ×2, batch 8, seed 0) in compat processing; seeds 1 and 2 move them by < 
 from __future__ import annotations
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 from transformer_lens.head_detector import detect_head
@@ -119,9 +121,19 @@ def test_assert_head_role_passes(model):
     result = assert_head_role(model, "L5H1", "induction", min_score=0.8, top_k=1)
     assert result.passed and result.rank == 0 and result.top_heads[0][0] == "L5H1"
     assert_head_role(model, (2, 3), "previous_token", min_score=0.6, top_k=1)
-    assert_head_role(model, "L11H2", "mover", top_k=1)
 
 
+def test_a_rank_only_claim_warns_at_the_callers_line(model):
+    from pytest_annotate import WeakClaimWarning
+
+    with pytest.warns(WeakClaimWarning, match=r"^'L11H2 is the top head for mover' claims a rank only: every model") as w:
+        assert assert_head_role(model, "L11H2", "mover", top_k=1).passed
+    assert [Path(x.filename) for x in w] == [Path(__file__)]
+    with pytest.warns(WeakClaimWarning, match="among the top 3 heads"):
+        check_head_role(model, "L11H2", "mover", top_k=3)
+
+
+@pytest.mark.filterwarnings("ignore::pytest_annotate.errors.WeakClaimWarning")
 def test_assert_head_role_failure_report(model):
     with pytest.raises(VerdictError) as info:
         assert_head_role(model, "L2H3", "induction", min_score=0.5, top_k=3)

@@ -11,9 +11,12 @@ The roles, what each score measures, and the numbers measured on Gemma 3 270M ar
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pytest_annotate.errors import WeakClaimWarning
 from pytest_annotate.interventions.heads import (
     HeadSpec,
     head_name,
@@ -153,6 +156,8 @@ def check_head_role(
         raise RoleError(f"top_k={top_k!r}: give a whole number from 1 (the top head) to {lab.n_layers * lab.n_heads}")
     if min_score is not None and not math.isfinite(min_score):
         raise RoleError(f"min_score={min_score!r}: give a finite number")
+    if min_score is None:
+        warnings.warn(rank_only_warning(head_name(layer, index), role, top_k), WeakClaimWarning, stacklevel=_caller_level())
     table = head_scores(lab, role, inputs=inputs)
     name = head_name(layer, index)
     score, rank = table.score(name), table.rank(name)
@@ -170,6 +175,27 @@ def check_head_role(
         top_k=top_k,
         passed=passed,
     )
+
+
+def rank_only_warning(head: str, role: str, top_k: int | None) -> str:
+    """Why a head-role claim with ``top_k`` and no ``min_score`` says little (calibration:
+    ``tests/test_calibration.py::test_a_head_role_by_rank_alone_holds_for_one_head_of_every_random_model``)."""
+    which = "the top head" if top_k == 1 else f"among the top {top_k} heads"
+    return (
+        f"'{head} is {which} for {role}' claims a rank only: every model, random weights included, has "
+        f"{'a top head' if top_k == 1 else f'{top_k} top heads'} for every role, so this holds for "
+        f"{'one head' if top_k == 1 else f'{top_k} heads'} of any model. Add min_score=... (a score the heads "
+        "of a random model do not reach) to make it a claim about this one"
+    )
+
+
+def _caller_level() -> int:
+    """stacklevel pointing at the first frame outside pytest_annotate (the user's test line), so the
+    warning names it whether check_head_role was called directly or through assert_head_role."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("pytest_annotate."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 assert_head_role = asserting(
