@@ -126,11 +126,12 @@ def random_weights_lab(name: str, seed: int) -> Lab:
 
 def _word_pool(lab: Lab) -> list[int]:
     """Token ids whose text joins and splits back unchanged: space-led words for a BPE vocabulary, else every
-    ordinary alphanumeric token (the series' ``t0``..``t62``)."""
-    from pytest_annotate.strategies import ordinary_token_ids
+    ordinary alphanumeric token (the series' ``t0``..``t62``). The texts are the vocabulary decoded once per
+    Lab (:func:`pytest_annotate.strategies.token_texts`)."""
+    from pytest_annotate.strategies import ordinary_token_ids, token_texts
 
-    ids = ordinary_token_ids(lab)
-    texts = lab.bridge.tokenizer.batch_decode([[i] for i in ids])
+    ids, every = ordinary_token_ids(lab), token_texts(lab)
+    texts = [every[i] for i in ids]
     words = [i for i, t in zip(ids, texts, strict=True) if t[:1] == " " and t[1:].isalpha() and len(t) > 3]
     if len(words) >= 4 * SEGMENT:
         return words

@@ -235,6 +235,7 @@ class RepeatedTokens:
 
 
 _ORDINARY: weakref.WeakKeyDictionary[Lab, tuple[int, ...]] = weakref.WeakKeyDictionary()
+_TEXTS: weakref.WeakKeyDictionary[Lab, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
 def ordinary_token_ids(lab: Lab) -> tuple[int, ...]:
@@ -246,12 +247,19 @@ def ordinary_token_ids(lab: Lab) -> tuple[int, ...]:
     if lab not in _ORDINARY:
         tokenizer = lab.bridge.tokenizer
         skip = set(getattr(tokenizer, "added_tokens_decoder", {}) or {}) | set(tokenizer.all_special_ids)
-        texts = _decode_each(tokenizer, lab.d_vocab)
+        texts = token_texts(lab)
         _ORDINARY[lab] = tuple(
             i for i, text in enumerate(texts)
             if i not in skip and text.strip() and text.isprintable() and "\ufffd" not in text
         )  # fmt: skip
     return _ORDINARY[lab]
+
+
+def token_texts(lab: Lab) -> tuple[str, ...]:
+    """Every token id's text, ``texts[i] == tokenizer.decode([i])``; decoded once per Lab."""
+    if lab not in _TEXTS:
+        _TEXTS[lab] = tuple(_decode_each(lab.bridge.tokenizer, lab.d_vocab))
+    return _TEXTS[lab]
 
 
 def _decode_each(tokenizer: Any, n: int) -> list[str]:
