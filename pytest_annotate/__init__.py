@@ -171,7 +171,7 @@ _EXPORTS: dict[str, str] = {
     "CalibrationRow": "pytest_annotate.calibration",
     "ClaimType": "pytest_annotate.calibration",
     "at_the_bound": "pytest_annotate.calibration",
-    "induction_family": "pytest_annotate.calibration",
+    "induction_family": "pytest_annotate.families",
     # Hypothesis strategies
     "counting_sequences": "pytest_annotate.strategies",
     "name_swaps": "pytest_annotate.strategies",
@@ -321,7 +321,8 @@ if TYPE_CHECKING:
     from pytest_annotate.scoring.weights import circuit_weights
     from pytest_annotate.snapshot.projection import Projection, each
     from pytest_annotate.families import (
-        Family, FamilyError, FamilyItem, from_jsonl, from_list, from_strategy, from_template, ioi, windows,
+        Family, FamilyError, FamilyItem, from_jsonl, from_list, from_strategy, from_template, induction_family, ioi,
+        windows,
     )
     from pytest_annotate.stats import bootstrap_interval, control_test, holm, judge, paired_test, rate_interval
     from pytest_annotate.calibration import (
@@ -330,7 +331,6 @@ if TYPE_CHECKING:
         ClaimType,
         at_the_bound,
         calibrate,
-        induction_family,
     )
     from pytest_annotate.strategies import (
         counting_sequences,

@@ -8,7 +8,7 @@ Every claim type is stated at its check's defaults and judged where its truth is
   claim that holds there is a false positive; the false-positive rate gets a Clopper-Pearson
   interval. Each claim is stated for every component that makes sense (every head and layer
   necessary, every layer's logit lens, every head in a role) on repeated-random-token families
-  (:func:`induction_family`).
+  (:func:`pytest_annotate.families.induction_family`).
 * **the known circuit, the induction series.** At step 3500, L0H1 is a previous-token head and
   L1H0, L1H1 and L1H3 are induction heads that copy the repeated half (the series' README has
   the measurements these claims come from). Its true claims must hold there and not at step 0,
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_annotate.families import Family, from_list
+from pytest_annotate.families import INDUCTION_SEGMENT, Family, induction_family
 from pytest_annotate.stats import Interval, rate_interval
 
 if TYPE_CHECKING:
@@ -55,10 +55,8 @@ MIN_NULL_CLAIMS = 20
 #: Items per family: about half are held out, and a claim true of every item needs 35 held-out
 #: items for its Clopper-Pearson interval to clear 90%.
 FAMILY_ITEMS = 96
-SEGMENT = 15
+SEGMENT = INDUCTION_SEGMENT
 """Random tokens in the first copy (the series' probe length, README "Metrics")."""
-PREFIX = 7
-"""Tokens of the second copy in the prompt: the answer is the segment's next token."""
 
 Side = Literal["null", "true", "false"]
 
@@ -122,61 +120,6 @@ def random_weights_lab(name: str, seed: int) -> Lab:
     bridge.eval()
     resolved = dataclasses.replace(resolved, model_id=f"{resolved.display_name}+random-seed{seed}")
     return Lab(bridge, resolved, device="cpu")
-
-
-def _word_pool(lab: Lab) -> list[int]:
-    """Token ids whose text joins and splits back unchanged: space-led words for a BPE vocabulary, else every
-    ordinary alphanumeric token (the series' ``t0``..``t62``). The texts are the vocabulary decoded once per
-    Lab (:func:`pytest_annotate.strategies.token_texts`)."""
-    from pytest_annotate.strategies import ordinary_token_ids, token_texts
-
-    ids, every = ordinary_token_ids(lab), token_texts(lab)
-    texts = [every[i] for i in ids]
-    words = [i for i, t in zip(ids, texts, strict=True) if t[:1] == " " and t[1:].isalpha() and len(t) > 3]
-    if len(words) >= 4 * SEGMENT:
-        return words
-    return [i for i, t in zip(ids, texts, strict=True) if t.strip().isalnum()]
-
-
-def induction_family(lab: Lab, *, n_items: int = FAMILY_ITEMS, seed: int = 0, segment: int = SEGMENT,
-                     prefix: int = PREFIX) -> Family:
-    """Repeated random tokens as a family: ``segment`` distinct random tokens, then the first ``prefix`` again.
-
-    The answer is the segment's next token (``seg[prefix]``), what an induction circuit copies;
-    the ``wrong`` foil is a later token of the first copy (``seg[j]``, ``j > prefix``), which, like
-    the answer, occurs once in the prompt, so a model that merely favours tokens it has seen does
-    not prefer the answer. Every prompt has the same token count (a mean ablation averages over
-    them). Deterministic in ``seed``; items whose text does not tokenize back to the drawn ids are
-    redrawn.
-    """
-    if not 0 < prefix < segment - 1:
-        raise ValueError(f"prefix={prefix!r}: give 1 <= prefix <= segment - 2 (a later token is the foil)")
-    pool = _word_pool(lab)
-    if len(pool) < segment:
-        raise ValueError(f"{lab.model_id} has {len(pool)} usable tokens, fewer than segment={segment}")
-    tokenizer = lab.bridge.tokenizer
-    rng = random.Random(f"induction-family/{seed}")
-    items: dict[str, tuple[str, str, str]] = {}
-    offset = int(lab.has_bos)
-    for _ in range(20 * n_items):
-        if len(items) == n_items:
-            break
-        seg = rng.sample(pool, segment)
-        ids = seg + seg[:prefix]
-        prompt = tokenizer.decode(ids)
-        answer = tokenizer.decode(ids + [seg[prefix]])[len(prompt):]
-        j = rng.randrange(prefix + 1, segment)
-        wrong = tokenizer.decode(ids + [seg[j]])[len(prompt):]
-        if (lab.tokens(prompt).tolist()[offset:] != ids or lab.answer_tokens(answer) != (seg[prefix],)
-                or lab.answer_tokens(wrong) != (seg[j],)):
-            continue
-        items.setdefault(prompt, (prompt, answer, wrong))
-    if len(items) < n_items:
-        raise ValueError(f"only {len(items)} of {n_items} induction items tokenize back on {lab.model_id}")
-    return from_list(
-        f"induction-s{segment}p{prefix}-seed{seed}", items.values(),
-        description=f"{segment} random tokens, then the first {prefix} again: the next one (the foil: a later one)",
-    )
 
 
 def series_probe(seed: int) -> Any:
@@ -726,7 +669,6 @@ __all__ = [
     "bound_markdown",
     "calibrate",
     "claim_types",
-    "induction_family",
     "random_weights_lab",
     "series_random_lab",
 ]

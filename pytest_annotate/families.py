@@ -12,7 +12,8 @@ Families are built from
 * every window of an ordered vocabulary (:func:`windows`: months, weekdays, digits, ...),
 * IOI templates and names (:func:`ioi`),
 * a list (:func:`from_list`) or a JSONL file under ``behaviours/`` (:func:`from_jsonl`),
-* a hypothesis strategy, drawn deterministically (:func:`from_strategy`).
+* a hypothesis strategy, drawn deterministically (:func:`from_strategy`),
+* random tokens of a model's vocabulary, then the first few again (:func:`induction_family`).
 
 >>> months = windows("months-w3", "months", 3)
 >>> len(months), months[0]
@@ -35,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
 import string
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -972,3 +974,68 @@ def _draw(strategy: SearchStrategy[Any], max_examples: int, seed: int) -> list[A
 
     collect()
     return out
+
+
+# --------------------------------------------------------------------------- a model's vocabulary
+
+INDUCTION_SEGMENT = 15
+""":func:`induction_family`: random tokens in the first copy."""
+INDUCTION_PREFIX = 7
+""":func:`induction_family`: tokens of the second copy in the prompt; the answer is the segment's next token."""
+
+
+def _word_pool(lab: Any) -> list[int]:
+    """Token ids whose text joins and splits back unchanged: space-led words for a BPE vocabulary, else every
+    ordinary alphanumeric token (the series' ``t0``..``t62``). The texts are the vocabulary decoded once per
+    Lab (:func:`pytest_annotate.strategies.token_texts`)."""
+    from pytest_annotate.strategies import ordinary_token_ids, token_texts
+
+    ids, every = ordinary_token_ids(lab), token_texts(lab)
+    texts = [every[i] for i in ids]
+    words = [i for i, t in zip(ids, texts, strict=True) if t[:1] == " " and t[1:].isalpha() and len(t) > 3]
+    if len(words) >= 4 * INDUCTION_SEGMENT:
+        return words
+    return [i for i, t in zip(ids, texts, strict=True) if t.strip().isalnum()]
+
+
+def induction_family(lab: Any, *, n_items: int = 96, seed: int = 0, segment: int = INDUCTION_SEGMENT,
+                     prefix: int = INDUCTION_PREFIX) -> Family:
+    """Repeated random tokens as a family: ``segment`` distinct random tokens, then the first ``prefix`` again.
+
+    The answer is the segment's next token (``seg[prefix]``), what an induction circuit copies;
+    the ``wrong`` foil is a later token of the first copy (``seg[j]``, ``j > prefix``), which, like
+    the answer, occurs once in the prompt, so a model that merely favours tokens it has seen does
+    not prefer the answer. Every prompt has the same token count (a mean ablation averages over
+    them). Deterministic in ``seed``; items whose text does not tokenize back to the drawn ids are
+    redrawn. ``lab`` is a :class:`~pytest_annotate.lab.Lab` (its tokenizer draws and checks the tokens).
+    The Gemma induction findings (``behaviours/gemma_3_270m/test_induction.py``) and the calibration
+    (:mod:`pytest_annotate.calibration`) are stated over it.
+    """
+    if not 0 < prefix < segment - 1:
+        raise ValueError(f"prefix={prefix!r}: give 1 <= prefix <= segment - 2 (a later token is the foil)")
+    pool = _word_pool(lab)
+    if len(pool) < segment:
+        raise ValueError(f"{lab.model_id} has {len(pool)} usable tokens, fewer than segment={segment}")
+    tokenizer = lab.bridge.tokenizer
+    rng = random.Random(f"induction-family/{seed}")
+    items: dict[str, tuple[str, str, str]] = {}
+    offset = int(lab.has_bos)
+    for _ in range(20 * n_items):
+        if len(items) == n_items:
+            break
+        seg = rng.sample(pool, segment)
+        ids = seg + seg[:prefix]
+        prompt = tokenizer.decode(ids)
+        answer = tokenizer.decode(ids + [seg[prefix]])[len(prompt):]
+        j = rng.randrange(prefix + 1, segment)
+        wrong = tokenizer.decode(ids + [seg[j]])[len(prompt):]
+        if (lab.tokens(prompt).tolist()[offset:] != ids or lab.answer_tokens(answer) != (seg[prefix],)
+                or lab.answer_tokens(wrong) != (seg[j],)):
+            continue
+        items.setdefault(prompt, (prompt, answer, wrong))
+    if len(items) < n_items:
+        raise ValueError(f"only {len(items)} of {n_items} induction items tokenize back on {lab.model_id}")
+    return from_list(
+        f"induction-s{segment}p{prefix}-seed{seed}", items.values(),
+        description=f"{segment} random tokens, then the first {prefix} again: the next one (the foil: a later one)",
+    )

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from pytest_annotate import check_head_role, check_top_token_rate, load_model
+from pytest_annotate.families import induction_family
 from pytest_annotate.calibration import (
     MAX_FPR,
     MIN_NULL_CLAIMS,
@@ -24,7 +25,6 @@ from pytest_annotate.calibration import (
     at_the_bound,
     calibrate,
     claim_types,
-    induction_family,
     series_probe,
     series_random_lab,
 )
