@@ -37,9 +37,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        # `pytest tests/ -n 2` (the README's command): the workers share the cores, so each gets its
-        # share of torch threads, and so do the pytest processes some tests start (the reproducibility
-        # pairs, the workflow dry runs). Oversubscribed threads spin against each other.
+        # `pytest tests/ -n 2 --dist loadscope` (the README's command): the workers share the cores, so
+        # each gets its share of torch threads, and so do the pytest processes some tests start (the
+        # reproducibility pairs, the workflow dry runs). Oversubscribed threads spin against each other.
         share = str(max(1, (os.cpu_count() or 1) // int(workers)))
         os.environ["OMP_NUM_THREADS"] = share
         import torch
