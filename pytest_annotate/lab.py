@@ -394,19 +394,22 @@ class Lab:
         *,
         fwd_hooks: Sequence[FwdHook] = (),
         answer_positions: int | None = None,
+        lengths: Sequence[int] | None = None,
         _identity: Hashable | None = None,
     ) -> Float[Tensor, "batch pos vocab"]:
         """One forward pass on a batch of equal-length token rows (not memoized, but counted).
 
         ``answer_positions``: say so when a hook unembeds only the last N positions (for the
-        benchmark's replay of the forward floor; it does not change what runs).
+        benchmark's replay of the forward floor; it does not change what runs). ``lengths``: each
+        row's real token count when the rows are right-padded, so that :meth:`prompts` (what
+        ``--parity`` re-runs and reports) holds the sequences the checks asked for, not their padding.
 
         A hook function may carry a ``canary`` (interventions' hooks do, see
         :class:`~pytest_annotate.interventions.ablations.HookCanary`): it is reset before the pass
         and verified after it, which raises when one of its hook points was never called.
         """
         kind = {} if answer_positions is None else {"kind": "answer_logits", "answer_positions": answer_positions}
-        self._note_prompts(tokens)
+        self._note_prompts(tokens, lengths)
         canaries = {id(c): c for _, fn in fwd_hooks if (c := getattr(fn, "canary", None)) is not None}
         for canary in canaries.values():
             canary.reset()
@@ -481,10 +484,10 @@ class Lab:
         return ActivationCache({n: have[n] for n in wanted}, self.bridge)
 
     def capture(
-        self, tokens: Int[Tensor, "batch pos"], names: Sequence[str]
+        self, tokens: Int[Tensor, "batch pos"], names: Sequence[str], *, lengths: Sequence[int] | None = None
     ) -> dict[str, Float[Tensor, "batch ..."]]:
         """Activations of a batch of equal-length rows at ``names``, in one pass that stops before the
-        unembedding (not memoized, but counted).
+        unembedding (not memoized, but counted). ``lengths``: as for :meth:`run_batch`.
 
         For reads that do not need the logits: with Gemma's 262,144-token vocabulary the unembedding
         is most of a short prompt's forward pass. Raises :class:`PromptError` naming the hook points
@@ -510,7 +513,7 @@ class Lab:
             raise StopAtLayerException(tensor)
 
         hooks = [(n, keeper(n)) for n in dict.fromkeys(names)] + [("unembed.hook_in", stop)]
-        self._note_prompts(tokens)
+        self._note_prompts(tokens, lengths)
         with self.stats.timed(tokens.shape, kind="no_unembed"), torch.inference_mode():
             self.bridge.run_with_hooks(tokens.to(self.device), fwd_hooks=hooks)
         silent = [n for n in names if n not in captured]
@@ -554,9 +557,10 @@ class Lab:
         """
         return list(self._prompts)
 
-    def _note_prompts(self, tokens: Tensor) -> None:
-        for row in tokens.tolist():
-            self._prompts.setdefault(tuple(row), None)
+    def _note_prompts(self, tokens: Tensor, lengths: Sequence[int] | None = None) -> None:
+        rows = tokens.tolist()
+        for r, row in enumerate(rows):
+            self._prompts.setdefault(tuple(row if lengths is None else row[: lengths[r]]), None)
 
     def clear_memo(self) -> None:
         """Forget memoized logits and activations (the counts are kept)."""

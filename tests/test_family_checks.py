@@ -148,6 +148,11 @@ def test_items_of_two_lengths_share_one_padded_pass_and_score_as_alone(model, mo
             assert p.score.joint_logprob == pytest.approx(e.score.joint_logprob, abs=BATCH_ATOL)
     r = check_top_token_rate(model, mixed, split="all", min_rate=0.5)
     assert r.n == 24
+    # what --parity re-runs and reports: the items' own sequences, not their padding
+    ran = set(model.prompts)
+    for it in mixed:
+        toks = tuple(model.tokens(it.prompt).tolist())
+        assert toks in ran and toks + toks[-1:] not in ran
 
 
 def test_position_aligned_ablations_keep_one_pass_per_length(model) -> None:

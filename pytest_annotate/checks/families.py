@@ -725,8 +725,8 @@ def check_necessity_family(
     same kind and size is (:func:`~pytest_annotate.checks.necessity.negative_controls`, drawn with
     ``seed``). Every item under the clean model, the component and the controls runs batched: one
     pass per token length under ``"mean"``, right-padded passes across lengths under ``"zero"`` and
-    ``"skip"`` (:func:`~pytest_annotate.scoring.items.pad_batches`). ``ablation="mean"`` (the default) replaces the component's output by its
-    mean over the family's prompts of the same token length (dev and held-out alike: the reference
+    ``"skip"`` (:func:`~pytest_annotate.scoring.items.pad_batches`). ``ablation="mean"`` (the
+    default) replaces the component's output by its mean over the family's prompts of the same token length (dev and held-out alike: the reference
     distribution is the family's); ``"zero"`` and ``"skip"`` need no reference.
 
     ``necessary``: **holds** when the bootstrap interval of the mean drop is wholly ``>= min_effect``

@@ -187,9 +187,9 @@ def score_items(
     ``interventions`` is a list shared by every item, or a function of a length group's items
     returning one (so that a mean ablation can average over the group's own prompts); every group
     must get as many. Items of different lengths share right-padded passes unless an
-    intervention is position-aligned (mean, resample, or a function of the group). Rows are chunked to ``max_batch_size`` (default:
-    :func:`~pytest_annotate.scoring.sweeps.default_batch_size`); a chunk that runs out of memory is
-    retried with half the rows.
+    intervention is position-aligned (mean, resample, or a function of the group). Rows are
+    chunked to ``max_batch_size`` (default: :func:`~pytest_annotate.scoring.sweeps.default_batch_size`);
+    a chunk that runs out of memory is retried with half the rows.
     """
     prepared = prepare_items(lab, pairs, foils)
     out: list[tuple[ItemScore, ...] | None] = [None] * len(prepared)
@@ -270,8 +270,8 @@ def lens_ranks(
 
     As :func:`pytest_annotate.checks.logit_lens.lens_logits` reads it (TransformerLens's
     ``logit_readout``: the model's own final norm and unembedding applied to each block's output),
-    but with one forward pass per batch of items (:func:`pad_batches`): the blocks' outputs are captured at
-    each item's answer positions only, and read one layer at a time. A multi-token answer's rank is the
+    but with one forward pass per batch of items (:func:`pad_batches`): the blocks' outputs are
+    captured at each item's answer positions only, and read one layer at a time. A multi-token answer's rank is the
     worst of its tokens' ranks, each at its own position (teacher forcing).
     """
     from transformer_lens.tools.analysis.logit_lens import logit_readout
@@ -286,9 +286,11 @@ def lens_ranks(
         for start in range(0, len(group), batch):
             chunk = group[start : start + batch]
             tokens = _padded(lab, chunk)
-            at = answer_positions([len(item.tokens) for item in chunk], n_answer, tokens.device)
+            lengths = [len(item.tokens) for item in chunk]
+            at = answer_positions(lengths, n_answer, tokens.device)
             # the residual streams only, in a pass stopped before the unembedding (the logits are not read)
-            captured = {name: take_positions(act, at) for name, act in lab.capture(tokens, names).items()}
+            acts = lab.capture(tokens, names, lengths=lengths)
+            captured = {name: take_positions(act, at) for name, act in acts.items()}
             passes += 1
             stack = torch.stack([captured[name] for name in names], dim=1)  # [batch, layer, n_answer, d_model]
             # one readout for many rows (each call has a fixed cost), within the memory bound of a batch

@@ -263,7 +263,8 @@ class ChunkedForwards:
                     keep = (_keep_last_positions(n_answer) if self.row_ends is None
                             else _keep_positions(answer_positions(self.row_ends[rows], n_answer, tokens.device)))
                     hooks = [*hooks, ("unembed.hook_in", keep)]
-                logits = lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=n_answer if self.slicing else None)
+                logits = lab.run_batch(tokens, fwd_hooks=hooks, answer_positions=n_answer if self.slicing else None,
+                                       lengths=None if self.row_ends is None else self.row_ends[rows])
             except (RuntimeError, MemoryError) as e:
                 if not _is_out_of_memory(e):
                     raise
