@@ -157,7 +157,8 @@ def check_head_role(
     if min_score is not None and not math.isfinite(min_score):
         raise RoleError(f"min_score={min_score!r}: give a finite number")
     if min_score is None:
-        warnings.warn(rank_only_warning(head_name(layer, index), role, top_k), WeakClaimWarning, stacklevel=_caller_level())
+        warnings.warn(rank_only_warning(head_name(layer, index), role, top_k), WeakClaimWarning,
+                      stacklevel=_caller_level())
     table = head_scores(lab, role, inputs=inputs)
     name = head_name(layer, index)
     score, rank = table.score(name), table.rank(name)
