@@ -144,32 +144,14 @@ def forward_floor(passes: list[dict], threads: int) -> tuple[float, int, float]:
     import torch
 
     import pytest_annotate
-    from pytest_annotate.scoring.head_scores import _stop
-    from pytest_annotate.scoring.sweeps import _keep_last_positions
 
     torch.set_num_threads(threads)
     lab = pytest_annotate.load_model("gemma-3-270m", device="cpu")
     gen = torch.Generator().manual_seed(0)
-    total, n = 0.0, 0
     with torch.inference_mode():
         lab.bridge(torch.randint(1000, 20000, (1, 8), generator=gen))  # warm-up
-        for p in passes:
-            if p["repeat"]:
-                continue
-            toks = torch.randint(1000, 20000, (p["batch"], p["positions"]), generator=gen)
-            t0 = time.perf_counter()
-            if p["kind"] == "cache":
-                names = None if p["names"] is None else (lambda name, _n=frozenset(p["names"]): name in _n)
-                lab.bridge.run_with_cache(toks, names_filter=names)
-            elif p["kind"] == "answer_logits":
-                lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in",
-                                                            _keep_last_positions(p["answer_positions"]))])
-            elif p["kind"] == "no_unembed":
-                lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in", _stop)])
-            else:
-                lab.bridge(toks)
-            total += time.perf_counter() - t0
-            n += 1
+        distinct = [p for p in passes if not p["repeat"]]
+        total, n = _replay(lab, distinct, gen), len(distinct)
         longest = max((p["positions"] for p in passes), default=8)
         _, cache = lab.bridge.run_with_cache(torch.randint(1000, 20000, (1, longest), generator=gen))
         cache_mb = sum(v.numel() * v.element_size() for v in cache.values()) / 2**20
@@ -311,20 +293,40 @@ def bench_family(threads: int, repeats: int = 3) -> list[dict]:
 
 
 def _bare_passes(lab, passes) -> float:
-    """Seconds to run forward passes of these shapes bare: random tokens, no hook but the answer-position
-    slice of the unembedding; the floor under a claim's forward passes, with none of its machinery."""
+    """Seconds to run forward passes of these shapes and kinds bare (:func:`_replay`): the floor under a
+    claim's forward passes, with none of its machinery."""
+    import dataclasses
+
     import torch
 
+    with torch.inference_mode():
+        return _replay(lab, [dataclasses.asdict(p) for p in passes], torch.Generator().manual_seed(0))
+
+
+def _replay(lab, passes: list[dict], gen) -> float:
+    """Seconds to run each recorded pass (``ForwardPass`` fields) again on random tokens: same batch,
+    length and kind (full logits, a cache of the same hook names, answer positions only, or stopped
+    before the unembedding), with no other hook."""
+    import torch
+
+    from pytest_annotate.scoring.head_scores import _stop
     from pytest_annotate.scoring.sweeps import _keep_last_positions
 
-    gen = torch.Generator().manual_seed(0)
     total = 0.0
-    with torch.inference_mode():
-        for p in passes:
-            toks = torch.randint(1000, 20000, (p.batch, p.positions), generator=gen)
-            t0 = time.perf_counter()
-            lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in", _keep_last_positions(p.answer_positions or 1))])
-            total += time.perf_counter() - t0
+    for p in passes:
+        toks = torch.randint(1000, 20000, (p["batch"], p["positions"]), generator=gen)
+        t0 = time.perf_counter()
+        if p["kind"] == "cache":
+            names = None if p["names"] is None else (lambda name, _n=frozenset(p["names"]): name in _n)
+            lab.bridge.run_with_cache(toks, names_filter=names)
+        elif p["kind"] == "answer_logits":
+            keep = _keep_last_positions(p["answer_positions"])
+            lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in", keep)])
+        elif p["kind"] == "no_unembed":
+            lab.bridge.run_with_hooks(toks, fwd_hooks=[("unembed.hook_in", _stop)])
+        else:
+            lab.bridge(toks)
+        total += time.perf_counter() - t0
     return total
 
 
